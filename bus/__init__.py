@@ -1,0 +1,46 @@
+"""The message bus: NATS JetStream, reached only through this package.
+
+``Bus`` bundles the one connection of a process with its JetStream context and the stream set-up,
+so actors and the edge never import nats directly.
+"""
+
+from __future__ import annotations
+
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.api import PubAck
+
+from bus.connection import connect
+from bus.publish import publish, publish_live
+from bus.stream import STREAM, ensure_stream
+from schemas.base import Event
+
+
+class Bus:
+    def __init__(self, nc: Client, js: JetStreamContext) -> None:
+        self.nc = nc
+        self.js = js
+
+    @classmethod
+    async def connect(cls, url: str, *, name: str = "obs", max_age_days: float = 90.0, max_bytes: int = -1) -> Bus:
+        nc = await connect(url, name=name)
+        js = nc.jetstream(timeout=5.0)
+        await ensure_stream(js, max_age_days=max_age_days, max_bytes=max_bytes)
+        return cls(nc, js)
+
+    async def publish(self, event: Event) -> PubAck:
+        return await publish(self.js, event)
+
+    async def publish_live(self, event: Event) -> None:
+        await publish_live(self.nc, event)
+
+    async def close(self) -> None:
+        """Drain: finish what was sent and received, then close."""
+        if not self.nc.is_closed:
+            try:
+                await self.nc.drain()
+            except Exception:
+                await self.nc.close()
+
+
+__all__ = ["STREAM", "Bus"]

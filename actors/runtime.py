@@ -1,0 +1,172 @@
+"""The actor shell: what every actor has in common, so each actor's own module stays thin.
+
+An actor declares its ``role``, the event classes it ``consumes`` and those it ``publishes``; it
+implements ``handle(event)`` by calling pure science functions and publishing what follows. The
+runtime gives it:
+
+* one durable consumer for the role (shared by every instance of that role, on any host);
+* ``run_cpu`` to run heavy work in a process pool, so the event loop keeps acking and serving;
+* a heartbeat on ``live.actor.heartbeat`` that the edge shows at ``GET /api/actors``;
+* logging with the event id and correlation id bound, and a failing handler that is logged and
+  retried (see ``bus.consume``) instead of stopping the actor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import functools
+import multiprocessing
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, ClassVar, TypeVar
+
+import msgspec
+
+import logs
+from bus import Bus
+from bus.consume import Consumer, ConsumerSpec
+from schemas.base import E, Event
+from schemas.ops import ActorHeartbeat
+from settings import Settings
+
+R = TypeVar("R")
+
+_pool: concurrent.futures.ProcessPoolExecutor | None = None
+
+
+def process_pool() -> concurrent.futures.ProcessPoolExecutor:
+    """One pool per process, sized to the machine; forkserver because forking an event loop is unsafe."""
+    global _pool
+    if _pool is None:
+        _pool = concurrent.futures.ProcessPoolExecutor(
+            max_workers=os.cpu_count() or 2, mp_context=multiprocessing.get_context("forkserver")
+        )
+    return _pool
+
+
+def shutdown_pool() -> None:
+    global _pool
+    if _pool is not None:
+        _pool.shutdown(wait=False, cancel_futures=True)
+        _pool = None
+
+
+class Actor:
+    role: ClassVar[str] = ""
+    consumes: ClassVar[tuple[type[Event], ...]] = ()
+    publishes: ClassVar[tuple[type[Event], ...]] = ()
+    #: messages handled at once by one instance
+    concurrency: ClassVar[int] = 1
+    #: start a new role at the head of the stream rather than replaying history
+    deliver_new: ClassVar[bool] = False
+
+    def __init__(self, bus: Bus, settings: Settings) -> None:
+        self.bus = bus
+        self.settings = settings
+        self.instance = f"{self.role}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.log = logs.get(f"actors.{self.role}").bind(actor=self.role)
+        self.started_at = datetime.now(UTC)
+        self._consumer: Consumer | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    # -- what an actor implements --------------------------------------------------------------
+    async def setup(self) -> None:
+        """Open resources, subscribe to commands, start background tasks (before consuming)."""
+
+    async def handle(self, event: Event) -> None:
+        """Handle one consumed event. Raise to have it retried; return to have it acked."""
+        raise NotImplementedError
+
+    async def teardown(self) -> None:
+        """Close what ``setup`` opened."""
+
+    # -- what the runtime provides -------------------------------------------------------------
+    async def publish(self, event: E) -> E:
+        if not event.producer:
+            event = msgspec.structs.replace(event, producer=self.role)
+        await self.bus.publish(event)
+        return event
+
+    async def run_cpu(self, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(process_pool(), functools.partial(fn, *args, **kwargs))
+
+    async def run_thread(self, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+    def spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
+        """A background task that is logged if it dies and cancelled at stop."""
+        task = asyncio.create_task(coro, name=f"{self.role}:{name}")
+
+        def done(t: asyncio.Task[Any]) -> None:
+            if not t.cancelled() and t.exception() is not None:
+                self.log.error("background task died", task=name, error=repr(t.exception()))
+
+        task.add_done_callback(done)
+        self._tasks.append(task)
+        return task
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def consumer_spec(self) -> ConsumerSpec:
+        return ConsumerSpec(
+            name=self.role,
+            filter_subjects=[c.subject() for c in self.consumes],
+            max_deliveries=self.settings.max_deliveries,
+            ack_wait_s=self.settings.ack_wait_s,
+            concurrency=self.concurrency,
+            deliver_new=self.deliver_new,
+            producer=self.role,
+        )
+
+    async def _dispatch(self, event: Event, _msg: Any) -> None:
+        self.log.info("handling", event_id=event.id, correlation_id=event.correlation_id, type=event.type)
+        await self.handle(event)
+
+    async def start(self) -> None:
+        await self.setup()
+        if self.consumes:
+            self._consumer = Consumer(self.bus.js, self.consumer_spec(), self._dispatch)
+            await self._consumer.start()
+        self.spawn(self._heartbeat(), "heartbeat")
+        self.log.info("actor started", instance=self.instance)
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop(timeout)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.teardown()
+        self.log.info("actor stopped", instance=self.instance)
+
+    def heartbeat(self) -> ActorHeartbeat:
+        stats = self._consumer.stats if self._consumer else None
+        return ActorHeartbeat(
+            role=self.role,
+            instance=self.instance,
+            pid=os.getpid(),
+            host=socket.gethostname(),
+            started_at=self.started_at.isoformat().replace("+00:00", "Z"),
+            handled=stats.handled if stats else 0,
+            failed=stats.failed if stats else 0,
+            in_flight=stats.in_flight if stats else 0,
+            producer=self.role,
+        )
+
+    async def _heartbeat(self) -> None:
+        while True:
+            with contextlib.suppress(Exception):
+                await self.bus.publish_live(self.heartbeat())
+            await asyncio.sleep(self.settings.heartbeat_s)
+
+
+def monotonic() -> float:
+    return time.monotonic()

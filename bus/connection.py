@@ -1,0 +1,48 @@
+"""One NATS connection per process, which reconnects by itself forever.
+
+Why forever: an actor that gives up on the broker is an outage that needs a human, while one that
+keeps trying carries on as soon as the broker is back. Connection state changes are logged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import nats
+from nats.aio.client import Client
+
+import logs
+
+log = logs.get("bus.connection")
+
+
+async def connect(url: str, *, name: str = "obs") -> Client:
+    async def on_disconnect() -> None:
+        log.warning("nats disconnected", client=name)
+
+    async def on_reconnect() -> None:
+        log.info("nats reconnected", client=name, url=nc.connected_url.netloc if nc.connected_url else "")
+
+    async def on_error(e: Exception) -> None:
+        log.warning("nats error", client=name, error=str(e))
+
+    async def on_closed() -> None:
+        log.info("nats connection closed", client=name)
+
+    options: dict[str, Any] = {
+        "servers": [u.strip() for u in url.split(",") if u.strip()],
+        "name": name,
+        "max_reconnect_attempts": -1,
+        "reconnect_time_wait": 0.25,
+        "connect_timeout": 2,
+        "allow_reconnect": True,
+        "ping_interval": 10,
+        "max_outstanding_pings": 3,
+        "pending_size": 64 * 1024 * 1024,  # buffer publishes during a short broker restart
+        "disconnected_cb": on_disconnect,
+        "reconnected_cb": on_reconnect,
+        "error_cb": on_error,
+        "closed_cb": on_closed,
+    }
+    nc = await nats.connect(**options)
+    return nc

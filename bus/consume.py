@@ -1,0 +1,239 @@
+"""Durable pull consumers: how every actor takes work from the stream.
+
+All instances of one role bind to one durable consumer named after the role, so JetStream hands
+each message to exactly one of them and adding a process adds capacity.
+
+What happens to one message:
+
+* it decodes and the handler returns  -> ``ack``
+* the handler raises                   -> ``nak`` with a growing delay, so it comes back later
+* the handler runs long                -> ``in_progress`` every third of ``ack_wait``
+* it has failed ``max_deliveries`` times, or it cannot be decoded at all
+                                        -> an ``ops.deadletter`` event, then ``term``
+
+The delivery limit is enforced here rather than by the server's ``max_deliver``. The server, at its
+limit, silently stops delivering; we want a dead-letter event with the reason, and we also want to
+catch a message that crashes its process on every delivery (the handler never gets to raise), which
+we see as a delivery count past the limit on arrival.
+
+A poison message never blocks the ones behind it: ``max_ack_pending`` is large and a nak'd message
+waits out its delay on the server while the consumer moves on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import msgspec
+import nats.errors
+import nats.js.errors
+import structlog
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+import logs
+from bus.publish import publish
+from bus.stream import STREAM
+from schemas.base import Event, decode
+from schemas.ops import DeadLettered
+
+log = logs.get("bus.consume")
+
+Handler = Callable[[Event, Msg], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    name: str
+    filter_subjects: list[str]
+    max_deliveries: int = 5
+    ack_wait_s: float = 30.0
+    concurrency: int = 1
+    #: nak delays by delivery number (the last one repeats)
+    backoff_s: tuple[float, ...] = (1.0, 2.0, 5.0, 10.0, 30.0)
+    deliver_new: bool = False
+    producer: str = ""
+
+    def backoff(self, delivery: int) -> float:
+        return self.backoff_s[min(delivery - 1, len(self.backoff_s) - 1)]
+
+
+async def ensure_consumer(js: JetStreamContext, spec: ConsumerSpec) -> None:
+    config = ConsumerConfig(
+        name=spec.name,
+        durable_name=spec.name,
+        ack_policy=AckPolicy.EXPLICIT,
+        ack_wait=spec.ack_wait_s,
+        max_deliver=-1,
+        filter_subjects=spec.filter_subjects if len(spec.filter_subjects) > 1 else None,
+        filter_subject=spec.filter_subjects[0] if len(spec.filter_subjects) == 1 else None,
+        max_ack_pending=max(1000, spec.concurrency * 4),
+        deliver_policy=DeliverPolicy.NEW if spec.deliver_new else DeliverPolicy.ALL,
+    )
+    await js.add_consumer(STREAM, config)
+
+
+@dataclass
+class ConsumerStats:
+    handled: int = 0
+    failed: int = 0
+    dead_lettered: int = 0
+    in_flight: int = 0
+    last_error: str = ""
+    started: float = field(default_factory=time.time)
+
+
+class Consumer:
+    """Runs one durable consumer until ``stop()``; see the module docstring for the contract."""
+
+    def __init__(self, js: JetStreamContext, spec: ConsumerSpec, handler: Handler) -> None:
+        self.js = js
+        self.spec = spec
+        self.handler = handler
+        self.stats = ConsumerStats()
+        self._stopping = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loop_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self._with_retry(lambda: ensure_consumer(self.js, self.spec))
+        sub = await self._with_retry(lambda: self.js.pull_subscribe_bind(durable=self.spec.name, stream=STREAM))
+        assert isinstance(sub, JetStreamContext.PullSubscription)
+        self._sub = sub
+        self._loop_task = asyncio.create_task(self._loop(), name=f"consumer:{self.spec.name}")
+
+    async def _with_retry(self, fn: Callable[[], Awaitable[object]]) -> object:  # type: ignore[return]
+        delay = 0.1
+        while True:
+            try:
+                return await fn()
+            except (
+                nats.errors.TimeoutError,
+                nats.js.errors.ServiceUnavailableError,
+                nats.errors.ConnectionReconnectingError,
+                nats.errors.NoRespondersError,
+            ) as exc:
+                log.warning("consumer setup retry", consumer=self.spec.name, error=type(exc).__name__)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    async def _loop(self) -> None:
+        limit = self.spec.concurrency
+        while not self._stopping.is_set():
+            free = limit - len(self._tasks)
+            if free <= 0:
+                await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
+                continue
+            try:
+                msgs = await self._sub.fetch(free, timeout=1.0)
+            except (TimeoutError, nats.errors.TimeoutError):
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # broker restarting, connection reconnecting, ...
+                log.warning("fetch failed; retrying", consumer=self.spec.name, error=f"{type(exc).__name__}: {exc}")
+                await asyncio.sleep(0.5)
+                continue
+            for msg in msgs:
+                task = asyncio.create_task(self._handle(msg))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def _keep_alive(self, msg: Msg) -> None:
+        interval = max(self.spec.ack_wait_s / 3.0, 0.2)
+        while True:
+            await asyncio.sleep(interval)
+            with contextlib.suppress(Exception):
+                await msg.in_progress()
+
+    async def _handle(self, msg: Msg) -> None:
+        md = msg.metadata
+        delivery = md.num_delivered
+        seq = md.sequence.stream
+        try:
+            event = decode(msg.data)
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            await self._dead_letter(msg, delivery, seq, f"undecodable message: {exc}", "")
+            return
+        bound = structlog.contextvars.bound_contextvars(
+            event_id=event.id, correlation_id=event.correlation_id, event_type=event.type, consumer=self.spec.name
+        )
+        with bound:
+            if delivery > self.spec.max_deliveries:
+                await self._dead_letter(
+                    msg,
+                    delivery,
+                    seq,
+                    f"delivered {delivery} times without an answer (handler crashed or exceeded ack_wait)",
+                    event.correlation_id,
+                )
+                return
+            self.stats.in_flight += 1
+            keep_alive = asyncio.create_task(self._keep_alive(msg))
+            try:
+                await self.handler(event, msg)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.stats.failed += 1
+                self.stats.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("handler failed", delivery=delivery, seq=seq)
+                if delivery >= self.spec.max_deliveries:
+                    await self._dead_letter(msg, delivery, seq, self.stats.last_error, event.correlation_id)
+                else:
+                    with contextlib.suppress(Exception):
+                        await msg.nak(delay=self.spec.backoff(delivery))
+            else:
+                self.stats.handled += 1
+                try:
+                    await msg.ack()
+                except Exception as exc:  # the event will come back; handlers are idempotent
+                    log.warning("ack failed", error=str(exc))
+                log.debug("handled", seq=seq)
+            finally:
+                keep_alive.cancel()
+                self.stats.in_flight -= 1
+
+    async def _dead_letter(self, msg: Msg, delivery: int, seq: int, reason: str, correlation_id: str) -> None:
+        self.stats.dead_lettered += 1
+        try:
+            payload, encoding = msg.data.decode("utf-8"), "utf-8"
+        except UnicodeDecodeError:
+            payload, encoding = base64.b64encode(msg.data).decode(), "base64"
+        log.error("dead-lettered", subject=msg.subject, seq=seq, delivery=delivery, reason=reason)
+        dead = DeadLettered(
+            consumer=self.spec.name,
+            original_subject=msg.subject,
+            original_seq=seq,
+            deliveries=delivery,
+            reason=reason[:2000],
+            payload=payload[:65536],
+            payload_encoding=encoding,
+            producer=self.spec.producer or self.spec.name,
+            correlation_id=correlation_id,
+        )
+        try:
+            await publish(self.js, dead)
+            await msg.term()
+        except Exception as exc:  # not terminated: it will be redelivered and dead-lettered again
+            log.warning("dead-letter publish failed", error=str(exc))
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Stop fetching, let in-flight handlers finish (up to ``timeout``), then leave."""
+        self._stopping.set()
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._loop_task
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=timeout)
+            for task in pending:  # not acked: JetStream redelivers it to another instance
+                task.cancel()
+        with contextlib.suppress(Exception):
+            await self._sub.unsubscribe()

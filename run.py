@@ -1,0 +1,253 @@
+"""The one entry point.
+
+    python run.py [--host 127.0.0.1] [--port 8000] [--data-dir ./var] [--nats-url URL]
+        everything: an embedded nats-server (unless --nats-url), every actor, and the edge
+    python run.py actor NAME     one actor alone          python run.py edge     the edge alone
+    python run.py replay --subject 'dsa.>' [--since ISO | --seq N] [--until ISO] [--follow]
+    python run.py users create --email E --tier T [--role operator] | users set-tier --email E --tier T
+    python run.py simulate ...   python run.py search FILE ...   python run.py config
+
+Processes started separately against one NATS (same --data-dir, or --nats-url) form one system.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+import logs
+import settings as settings_mod
+from settings import Settings
+
+log = logs.get("run")
+SHUTDOWN_DEADLINE_S = 9.0
+
+
+def _settings_parent() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    settings_mod.add_arguments(parent)
+    for action in parent._actions:
+        action.default = argparse.SUPPRESS
+    return parent
+
+
+def _parse_time(text: str) -> datetime:
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _settings_parent()
+    parser = argparse.ArgumentParser(
+        prog="run.py", description=__doc__, parents=[common], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command")
+    p = sub.add_parser("actor", parents=[common], help="run one actor alone")
+    p.add_argument("name")
+    sub.add_parser("edge", parents=[common], help="run the edge alone")
+    p = sub.add_parser("replay", parents=[common], help="print stored events as JSON lines")
+    p.add_argument("--subject", default=">", help="subject filter, e.g. 'dsa.>' (default: everything)")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--since", type=_parse_time, help="start at this UTC time (ISO 8601)")
+    group.add_argument("--seq", type=int, help="start at this stream sequence")
+    p.add_argument("--until", type=_parse_time, help="stop at the first event stored after this time")
+    p.add_argument("--follow", action="store_true", help="keep printing new events")
+    sub.add_parser("config", parents=[common], help="print every setting as a markdown table")
+    for name, helptext in (
+        ("users", "manage users and API keys"),
+        ("simulate", "write simulated DSA-110 UVH5 files"),
+        ("search", "run the de-Doppler search on a local file"),
+    ):
+        sp = sub.add_parser(name, parents=[common], help=helptext, add_help=False)
+        sp.add_argument("rest", nargs=argparse.REMAINDER)
+    return parser
+
+
+# -- running the system ------------------------------------------------------------------------
+
+
+async def _wait_for_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down")
+
+
+async def run_system(
+    settings: Settings,
+    roles: list[str],
+    with_edge: bool,
+    *,
+    embedded: bool = False,
+    until: Callable[[], Any] | None = None,
+) -> int:
+    """Run actors and/or the edge until a signal (or ``until()``) and then shut down within 10 s.
+
+    ``embedded``: start a nats-server for this system unless ``--nats-url`` names one. Processes
+    started without it (``actor NAME``, ``edge``) join the server that the all-in-one process, or
+    ``--nats-url``, provides.
+    """
+    from actors import registry
+    from actors.runtime import Actor, shutdown_pool
+    from bus import Bus
+    from bus.server import EmbeddedServer
+    from web.app import Edge
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    server: EmbeddedServer | None = None
+    url = settings.nats_url
+    if not url and embedded:
+        if settings.resolved_nats_url() and await _reachable(settings.resolved_nats_url()):
+            print(
+                f"a system is already running on {settings.data_dir} ({settings.resolved_nats_url()})", file=sys.stderr
+            )
+            return 1
+        server = EmbeddedServer(settings.nats_store_dir)
+        await server.astart()
+        url = server.url
+        settings.nats_url_file.write_text(url)
+    elif not url:
+        url = settings.resolved_nats_url()
+        if not url:
+            print(f"no NATS found: start the system on {settings.data_dir} first, or pass --nats-url", file=sys.stderr)
+            return 2
+    bus = await Bus.connect(
+        url,
+        name=f"obs-{'+'.join(roles) or 'edge'}",
+        max_age_days=settings.stream_max_age_days,
+        max_bytes=settings.stream_max_bytes,
+    )
+    actors: list[Actor] = []
+    edge: Edge | None = None
+    try:
+        for role in roles:
+            actor = registry.load(role)(bus, settings)
+            await actor.start()
+            actors.append(actor)
+        if with_edge:
+            edge = Edge(settings, bus)
+            await edge.start()
+            print(f"edge listening on {edge.url}", file=sys.stderr, flush=True)
+        await (until() if until else _wait_for_signal())
+    finally:
+
+        async def shutdown() -> None:
+            if edge is not None:
+                await edge.stop()
+            await asyncio.gather(*(a.stop(timeout=4.0) for a in actors), return_exceptions=True)
+            await bus.close()
+
+        try:
+            await asyncio.wait_for(shutdown(), SHUTDOWN_DEADLINE_S - 2)
+        except (TimeoutError, Exception) as exc:
+            log.warning("shutdown was not clean", error=repr(exc))
+        shutdown_pool()
+        if server is not None:
+            await server.astop()
+            with contextlib.suppress(OSError):
+                settings.nats_url_file.unlink()
+    return 0
+
+
+async def _reachable(url: str) -> bool:
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url.split(",")[0])
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(parsed.hostname, parsed.port or 4222), 1.0)
+    except (TimeoutError, OSError):
+        return False
+    writer.close()
+    return True
+
+
+async def run_replay(settings: Settings, args: argparse.Namespace) -> int:
+    from bus import Bus
+    from bus.replay import replay
+
+    url = settings.resolved_nats_url()
+    if not url:
+        print("no running system found: start it, or pass --nats-url / --data-dir", file=sys.stderr)
+        return 2
+    bus = await Bus.connect(url, name="obs-replay")
+    out = sys.stdout
+    enc = msgspec.json.Encoder()
+    try:
+        async for stored in replay(
+            bus.js, args.subject, since=args.since, seq=args.seq, until=args.until, follow=args.follow
+        ):
+            try:
+                msgspec.json.decode(stored.data)
+                event: Any = msgspec.Raw(stored.data)
+            except msgspec.DecodeError:
+                event = stored.data.decode("utf-8", "replace")
+            line = {
+                "seq": stored.seq,
+                "subject": stored.subject,
+                "stored_at": stored.time.isoformat().replace("+00:00", "Z"),
+                "event": event,
+            }
+            out.write(enc.encode(line).decode() + "\n")
+            out.flush()
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        pass
+    finally:
+        await bus.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(argv)
+    try:
+        settings = settings_mod.load(args)
+    except (ValueError, OSError) as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    logs.configure(settings.log_level)
+    from actors import registry
+
+    command = args.command
+    if command is None:
+        return asyncio.run(run_system(settings, list(registry.ROLES), with_edge=True, embedded=True))
+    if command == "actor":
+        registry.load(args.name)
+        return asyncio.run(run_system(settings, [args.name], with_edge=False))
+    if command == "edge":
+        return asyncio.run(run_system(settings, [], with_edge=True))
+    if command == "replay":
+        return asyncio.run(run_replay(settings, args))
+    if command == "config":
+        print(settings_mod.describe())
+        return 0
+    rest = [a for a in args.rest if a != "--"]
+    if command == "users":
+        from actors.quota_keeper.cli import main as users_main
+
+        return users_main(rest, settings)
+    if command == "simulate":
+        from sim.cli import main as simulate_main
+
+        return simulate_main(rest)
+    if command == "search":
+        from actors.searcher.cli import main as search_main
+
+        return search_main(rest)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

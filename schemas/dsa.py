@@ -1,0 +1,117 @@
+"""DSA-110 continuum pipeline events, in the order the data flows."""
+
+from __future__ import annotations
+
+from schemas.base import Event
+
+
+class GroupUpdated(Event, frozen=True, tag="dsa.group.updated"):
+    """The state of one observation group changed.
+
+    It carries the whole group row, not a delta, so that a projection is one keyed upsert and a
+    replayed or duplicated event cannot leave a read model half-updated.
+    state: collecting | pending | in_progress | completed | failed
+    """
+
+    group_id: str
+    state: str
+    subbands_present: int
+    expected_subbands: int = 16
+    has_calibrator: bool = False
+    files: list[str] = []
+    missing_subbands: list[int] = []
+    reason: str = ""
+
+
+class SubbandRejected(Event, frozen=True, tag="dsa.subband.rejected"):
+    """A file in the incoming directory was not accepted (unreadable, duplicate, late, bad shape)."""
+
+    path: str
+    reason: str
+    group_id: str = ""
+
+
+class MeasurementSetWritten(Event, frozen=True, tag="dsa.ms.written"):
+    """A group became a Measurement Set, or an MS moved on a stage (calibrated, imaged)."""
+
+    path: str
+    group_id: str
+    mid_mjd: float
+    field_name: str
+    stage: str  # converted | calibrated | imaged
+    status: str = "ok"
+    has_calibrator: bool = False
+
+
+class CalibrationSetSolved(Event, frozen=True, tag="dsa.calibration.solved"):
+    cal_group_id: str
+    path: str
+    created_at: str
+    num_targets: int
+    valid_from_mjd: float
+    valid_to_mjd: float
+    calibrator: str = ""
+
+
+class ImageReady(Event, frozen=True, tag="dsa.image.ready"):
+    path: str
+    group_id: str
+    mjd: float
+    noise_jy: float
+    bmaj_deg: float
+    bmin_deg: float
+    bpa_deg: float
+    n_sources_5sigma: int
+    ms_path: str = ""
+    thumbnail_path: str = ""
+    ra_deg: float = 0.0
+    dec_deg: float = 0.0
+
+
+class SourceMeasured(Event, frozen=True, tag="dsa.source.measured"):
+    """Forced-photometry measurements of one image (one event per image, not per source)."""
+
+    image_path: str
+    mjd: float
+    source_ids: list[str]
+    flux_jy: list[float]
+    error_jy: list[float]
+    snr: list[float]
+
+
+class EseCandidateUpdated(Event, frozen=True, tag="dsa.ese.updated"):
+    source_id: str
+    ra_deg: float
+    dec_deg: float
+    status: str
+    first_detection_at: str
+    last_detection_at: str
+    max_sigma_dev: float
+    baseline_flux_jy: float
+    peak_flux_jy: float
+    notes: str | None = None
+
+
+class MosaicReady(Event, frozen=True, tag="dsa.mosaic.ready"):
+    name: str
+    path: str
+    start_mjd: float
+    end_mjd: float
+    n_images: int
+    n_sources: int
+    noise_jy: float
+    thumbnail_path: str = ""
+    noise_path: str = ""
+    job_id: str = ""
+
+
+class PipelineJobUpdated(Event, frozen=True, tag="dsa.job.updated"):
+    """A control job (image, mosaic, ...) was created or changed state."""
+
+    job_id: str
+    job_type: str
+    status: str  # pending | running | completed | failed
+    created_at: str
+    completed_at: str | None = None
+    parameters: dict[str, object] = {}
+    error: str = ""

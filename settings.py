@@ -1,0 +1,189 @@
+"""The one typed configuration object for every process of the platform.
+
+Precedence, highest first: command-line flag, environment variable, the optional TOML file given by
+``--config`` (or ``OBS_CONFIG``), the default below. Every setting is documented in its ``Field``
+so that ``python run.py --help`` and ``docs/CONFIG.md`` say the same thing.
+
+Why one object: an actor started alone on another host must see exactly the configuration the
+all-in-one process would have given it, so there is no per-module ``os.environ`` lookup anywhere
+else in the code base.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+def _meta(env: str, flag: str, help: str) -> dict[str, Any]:
+    return {"env": env, "flag": flag, "help": help}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = field(default="127.0.0.1", metadata=_meta("OBS_HOST", "--host", "edge bind address"))
+    port: int = field(default=8000, metadata=_meta("OBS_PORT", "--port", "edge HTTP port (0 picks a free one)"))
+    data_dir: Path = field(
+        default=Path("./var"),
+        metadata=_meta("OBS_DATA_DIR", "--data-dir", "where NATS storage, projections and outputs live"),
+    )
+    nats_url: str = field(
+        default="",
+        metadata=_meta("NATS_URL", "--nats-url", "connect to this NATS server/cluster instead of embedding one"),
+    )
+    stream_max_age_days: float = field(
+        default=90.0,
+        metadata=_meta("OBS_STREAM_MAX_AGE_DAYS", "--stream-max-age-days", "event retention in the stream (days)"),
+    )
+    stream_max_bytes: int = field(
+        default=-1,
+        metadata=_meta("OBS_STREAM_MAX_BYTES", "--stream-max-bytes", "event retention by size (-1: unlimited)"),
+    )
+    max_deliveries: int = field(
+        default=5,
+        metadata=_meta("OBS_MAX_DELIVERIES", "--max-deliveries", "deliveries of one event before dead-lettering"),
+    )
+    ack_wait_s: float = field(
+        default=30.0,
+        metadata=_meta("OBS_ACK_WAIT_S", "--ack-wait", "seconds before an un-acked event is redelivered"),
+    )
+    heartbeat_s: float = field(
+        default=5.0, metadata=_meta("OBS_HEARTBEAT_S", "--heartbeat", "actor heartbeat interval (s)")
+    )
+    live_interval_s: float = field(
+        default=10.0,
+        metadata=_meta("OBS_LIVE_INTERVAL_S", "--live-interval", "longest gap between WebSocket/SSE updates (s)"),
+    )
+    edge_name: str = field(
+        default="edge", metadata=_meta("OBS_EDGE_NAME", "--edge-name", "edge instance name (its projection file)")
+    )
+    incoming_dir: Path | None = field(
+        default=None,
+        metadata=_meta(
+            "OBS_INCOMING_DIR", "--incoming-dir", "DSA-110 subband files arrive here (default DATA/incoming)"
+        ),
+    )
+    output_dir: Path | None = field(
+        default=None,
+        metadata=_meta("OBS_OUTPUT_DIR", "--output-dir", "Measurement Sets are written here (default DATA/ms)"),
+    )
+    slack_webhook_url: str = field(
+        default="", metadata=_meta("SLACK_WEBHOOK_URL", "--slack-webhook-url", "Slack incoming webhook for alerts")
+    )
+    slack_channel: str = field(
+        default="#ese-alerts", metadata=_meta("SLACK_CHANNEL", "--slack-channel", "Slack channel named in alerts")
+    )
+    signing_secret: str = field(
+        default="",
+        metadata=_meta(
+            "OBS_SIGNING_SECRET",
+            "--signing-secret",
+            "HMAC secret for upload/download URLs (default: generated, kept in DATA)",
+        ),
+    )
+    public_url: str = field(
+        default="",
+        metadata=_meta(
+            "OBS_PUBLIC_URL", "--public-url", "base URL clients use to reach the edge (default http://HOST:PORT)"
+        ),
+    )
+    read_auth: bool = field(
+        default=False,
+        metadata=_meta("OBS_READ_AUTH", "--read-auth", "require an API key on dashboard read endpoints too"),
+    )
+    log_level: str = field(
+        default="info", metadata=_meta("OBS_LOG_LEVEL", "--log-level", "debug, info, warning, error")
+    )
+
+    # -- derived locations -------------------------------------------------------------------
+    @property
+    def nats_store_dir(self) -> Path:
+        return self.data_dir / "nats"
+
+    @property
+    def nats_url_file(self) -> Path:
+        """Where the embedded server's URL is written so operator commands can find it."""
+        return self.data_dir / "nats.url"
+
+    @property
+    def edge_url_file(self) -> Path:
+        return self.data_dir / "edge.url"
+
+    @property
+    def projection_db(self) -> Path:
+        return self.data_dir / "edge" / f"{self.edge_name}.sqlite"
+
+    @property
+    def incoming(self) -> Path:
+        return self.incoming_dir or self.data_dir / "incoming"
+
+    @property
+    def ms_dir(self) -> Path:
+        return self.output_dir or self.data_dir / "ms"
+
+    def resolved_nats_url(self) -> str:
+        """The server to talk to: explicit URL, else the one a running embedded server wrote."""
+        if self.nats_url:
+            return self.nats_url
+        try:
+            return self.nats_url_file.read_text().strip()
+        except FileNotFoundError:
+            return ""
+
+
+_CASTS: dict[str, Any] = {"int": int, "float": float, "str": str, "bool": None, "Path": Path, "Path | None": Path}
+
+
+def _cast(type_name: str, raw: Any) -> Any:
+    if type_name == "bool":
+        if isinstance(raw, bool):
+            return raw
+        return str(raw).strip().lower() in ("1", "true", "yes", "on")
+    caster = _CASTS[type_name]
+    return caster(raw)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add one flag per setting. Defaults stay None so that 'not given' is distinguishable."""
+    parser.add_argument("--config", default=None, help="optional TOML file of settings (env OBS_CONFIG)")
+    for f in fields(Settings):
+        meta = f.metadata
+        kwargs: dict[str, Any] = {"dest": f.name, "default": None, "help": f"{meta['help']} (env {meta['env']})"}
+        if f.type == "bool":
+            kwargs["action"] = argparse.BooleanOptionalAction
+        parser.add_argument(meta["flag"], **kwargs)
+
+
+def load(args: argparse.Namespace | None = None, env: dict[str, str] | None = None) -> Settings:
+    env = dict(os.environ) if env is None else env
+    values: dict[str, Any] = {}
+    config_path = getattr(args, "config", None) or env.get("OBS_CONFIG")
+    if config_path:
+        with open(config_path, "rb") as fh:
+            file_values = tomllib.load(fh)
+        unknown = set(file_values) - {f.name for f in fields(Settings)}
+        if unknown:
+            raise ValueError(f"unknown settings in {config_path}: {', '.join(sorted(unknown))}")
+        values.update(file_values)
+    for f in fields(Settings):
+        if f.metadata["env"] in env and env[f.metadata["env"]] != "":
+            values[f.name] = env[f.metadata["env"]]
+        if args is not None and getattr(args, f.name, None) is not None:
+            values[f.name] = getattr(args, f.name)
+    typed = {
+        name: _cast(str(next(f.type for f in fields(Settings) if f.name == name)), v) for name, v in values.items()
+    }
+    return Settings(**typed)
+
+
+def describe() -> str:
+    """Markdown table of every setting (docs/CONFIG.md is generated from this)."""
+    rows = ["| flag | environment | default | meaning |", "|---|---|---|---|"]
+    for f in fields(Settings):
+        m = f.metadata
+        rows.append(f"| `{m['flag']}` | `{m['env']}` | `{f.default}` | {m['help']} |")
+    return "\n".join(rows)

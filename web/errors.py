@@ -1,0 +1,99 @@
+"""The error envelope of seed 000, used for every 4xx and 5xx the edge sends.
+
+``{"error": "...", "status": "error", "code": "ERROR_CODE", "details": {...}}``
+
+The middleware turns aiohttp's own HTTP exceptions (unknown route, wrong method, body too large)
+into the envelope too, and any other exception into a 500 whose body says nothing about the code:
+the traceback goes to the log, never to the client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+import logs
+
+log = logs.get("web.errors")
+
+CODES = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    409: "CONFLICT",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    422: "VALIDATION_ERROR",
+    429: "TOO_MANY_REQUESTS",
+    500: "INTERNAL_ERROR",
+    503: "SERVICE_UNAVAILABLE",
+}
+
+
+class ApiError(Exception):
+    """Raise anywhere in a handler to answer with the envelope."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        code: str | None = None,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code or CODES.get(status, "ERROR")
+        self.details = details or {}
+        self.headers = headers or {}
+
+
+_enc = msgspec.json.Encoder()
+
+
+def envelope(
+    status: int,
+    message: str,
+    code: str | None = None,
+    details: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    body = {"error": message, "status": "error", "code": code or CODES.get(status, "ERROR"), "details": details or {}}
+    return web.Response(status=status, body=_enc.encode(body), content_type="application/json", headers=headers)
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return envelope(exc.status, exc.message, exc.code, exc.details, exc.headers)
+    except web.HTTPRequestEntityTooLarge as exc:
+        return envelope(
+            413, "request body too large", details={"max_bytes": exc.max_size if hasattr(exc, "max_size") else None}
+        )
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        message = {
+            404: f"no such endpoint: {request.method} {request.path}",
+            405: f"method {request.method} not allowed on {request.path}",
+        }.get(exc.status, exc.reason)
+        details: dict[str, Any] = {}
+        if isinstance(exc, web.HTTPMethodNotAllowed):
+            details["allowed"] = sorted(exc.allowed_methods)
+        return envelope(exc.status, message, details=details)
+    except (ConnectionResetError, ConnectionError):
+        raise
+    except Exception:
+        log.exception("unhandled error", method=request.method, path=request.path)
+        return envelope(500, "internal server error")

@@ -1,0 +1,3 @@
+"""Importing this package registers every projection (one module per domain)."""
+
+from web.projections import dsa, ops  # noqa: F401

@@ -1,0 +1,206 @@
+"""Core endpoints: health, pipeline status, system metrics, actors, OpenAPI, and the live views."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from aiohttp import WSMsgType, web
+
+from web.live import Client, LiveMessage
+from web.routing import json_response
+
+if TYPE_CHECKING:
+    from web.app import Edge
+
+
+class Health(msgspec.Struct):
+    status: str
+    version: str
+
+
+class QueueStats(msgspec.Struct):
+    total: int
+    pending: int
+    in_progress: int
+    completed: int
+    failed: int
+    collecting: int
+
+
+class CalibrationSetView(msgspec.Struct):
+    cal_group_id: str
+    created_at: str
+    num_targets: int
+
+
+class GroupView(msgspec.Struct):
+    group_id: str
+    state: str
+    subbands_present: int
+    expected_subbands: int
+    has_calibrator: bool
+
+
+class StatusResponse(msgspec.Struct):
+    queue: QueueStats
+    calibration_sets: list[CalibrationSetView]
+    recent_groups: list[GroupView]
+
+
+class SystemMetrics(msgspec.Struct):
+    cpu_percent: float
+    mem_percent: float
+    disk_total: int
+    disk_used: int
+    disk_free: int
+    load_1: float
+    load_5: float
+    load_15: float
+    ts: str
+
+
+class ActorView(msgspec.Struct):
+    role: str
+    instance: str
+    pid: int
+    host: str
+    started_at: str
+    last_seen_s: float
+    alive: bool
+    handled: int
+    failed: int
+    in_flight: int
+
+
+class ActorsResponse(msgspec.Struct):
+    actors: list[ActorView]
+
+
+def register(edge: Edge) -> None:
+    api = edge.api
+    health_body = msgspec.json.encode(Health(status="healthy", version=api.version))
+
+    @api.route("GET", "/health", response=Health, summary="Health check (no authentication)", tag="core")
+    async def health(request: web.Request) -> web.Response:
+        return web.Response(body=health_body, content_type="application/json")
+
+    @api.route("GET", "/api/health", response=Health, summary="Health check", tag="core")
+    async def api_health(request: web.Request) -> web.Response:
+        return web.Response(body=health_body, content_type="application/json")
+
+    @api.route(
+        "GET",
+        "/api/status",
+        response=StatusResponse,
+        tag="core",
+        summary="Pipeline queue statistics, calibration sets and the last 20 observation groups",
+    )
+    async def status(request: web.Request) -> web.Response:
+        return web.Response(body=edge.status_bytes, content_type="application/json")
+
+    @api.route("GET", "/api/metrics/system", response=SystemMetrics, tag="core", summary="CPU, memory, disk, load")
+    async def metrics(request: web.Request) -> web.Response:
+        from web.metrics import system_metrics
+
+        return json_response(await asyncio.to_thread(system_metrics, edge.settings.data_dir))
+
+    @api.route(
+        "GET", "/api/actors", response=ActorsResponse, tag="core", summary="Actor instances and their last heartbeat"
+    )
+    async def actors(request: web.Request) -> web.Response:
+        now = time.time()
+        stale_after = 3 * edge.settings.heartbeat_s
+        views = [
+            ActorView(
+                role=hb.role,
+                instance=hb.instance,
+                pid=hb.pid,
+                host=hb.host,
+                started_at=hb.started_at,
+                last_seen_s=round(now - seen, 2),
+                alive=now - seen < stale_after,
+                handled=hb.handled,
+                failed=hb.failed,
+                in_flight=hb.in_flight,
+            )
+            for hb, seen in sorted(edge.heartbeats.values(), key=lambda v: (v[0].role, v[0].instance))
+        ]
+        return json_response(ActorsResponse(actors=views))
+
+    @api.route("GET", "/api/openapi.json", tag="core", summary="This API as OpenAPI 3.1")
+    async def openapi(request: web.Request) -> web.Response:
+        return json_response(api.openapi())
+
+    @api.route(
+        "GET",
+        "/api/ws/status",
+        tag="live",
+        summary="WebSocket: snapshot on connect, then status_update/metrics_update/ese_update",
+    )
+    async def ws_status(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=64 * 1024)
+        await ws.prepare(request)
+        edge.track_socket(ws)
+
+        async def send(msg: LiveMessage) -> None:
+            await ws.send_str(msg.body.decode())
+
+        client = Client("ws", send)
+        writer = asyncio.create_task(edge.hub.serve(client, await edge.snapshot_messages()))
+        reader = asyncio.create_task(_drain_ws(ws))
+        try:
+            await asyncio.wait({writer, reader}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            edge.hub.drop(client, "closed") if not client.dropped else None
+            for task in (writer, reader):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            if not ws.closed:
+                code = 1013 if client.dropped else 1001
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(ws.close(code=code, message=b"too slow" if code == 1013 else b"bye"), 2)
+            edge.untrack_socket(ws)
+        return ws
+
+    @api.route(
+        "GET",
+        "/api/sse/status",
+        tag="live",
+        summary="Server-Sent Events: the same messages as the WebSocket; honours Last-Event-ID",
+    )
+    async def sse_status(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream",
+                "Cache-Control": "no-cache",
+                "X-Accel-Buffering": "no",
+            }
+        )
+        await resp.prepare(request)
+        await resp.write(b"retry: 2000\n\n")
+        last_id = request.headers.get("Last-Event-ID", "")
+        initial: list[Any] | None = edge.hub.missed_since(last_id) if last_id else None
+        if initial is None:
+            initial = await edge.snapshot_messages()
+
+        async def send(msg: LiveMessage) -> None:
+            if msg.type == "heartbeat":
+                await resp.write(b": heartbeat\n\n")
+            else:
+                await resp.write(b"id: " + msg.id.encode() + b"\ndata: " + msg.body + b"\n\n")
+
+        client = Client("sse", send)
+        with contextlib.suppress(ConnectionResetError, asyncio.CancelledError):
+            await edge.hub.serve(client, initial)
+        return resp
+
+
+async def _drain_ws(ws: web.WebSocketResponse) -> None:
+    async for msg in ws:
+        if msg.type in (WSMsgType.CLOSE, WSMsgType.ERROR):
+            break
