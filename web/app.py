@@ -203,8 +203,12 @@ class Edge:
         return app
 
     def route_modules(self) -> list[Any]:
-        """Route modules beyond the core, one per seed section (added as the issues land)."""
-        return []
+        """Route modules beyond the core, one per seed section (see ``web/routes/__init__.py``)."""
+        import importlib
+
+        from web.routes import ROUTE_MODULES
+
+        return [importlib.import_module(name) for name in ROUTE_MODULES]
 
     def track_socket(self, ws: web.WebSocketResponse) -> None:
         self._sockets.add(ws)

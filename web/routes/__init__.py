@@ -1,0 +1,6 @@
+"""Route modules beyond the core, one per seed section. Each has ``register(edge)``.
+
+Add a module here with one line; the edge imports them in this order at start.
+"""
+
+ROUTE_MODULES: list[str] = []
