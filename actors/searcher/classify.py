@@ -16,7 +16,7 @@ listed in ``Hit.reasons``):
    * ``at_drift_limit``: its drift is the largest searched, so the true drift may lie beyond the range;
    * ``repeats_across_coarse_channels``: hits at the same offset (±1 channel) in 3 or more coarse
      channels — a comb made by the instrument;
-   * ``crowded``: 8 or more other hits within ±250 kHz — a busy, RFI-like stretch of band.
+   * ``crowded``: 8 or more other hits within ±50 kHz — a busy, RFI-like stretch of band.
 6. ``CANDIDATE_ET`` — everything else: narrowband, drifting, persistent, isolated, outside known RFI.
 
 Counts: ``raw_hits`` = all hits; ``filtered_hits`` = hits left after removing ``RFI_TERRESTRIAL``,
@@ -58,7 +58,7 @@ CLASSES = (CANDIDATE_ET, NARROWBAND_DRIFTING, NARROWBAND_STATIONARY, BROADBAND, 
 BROADBAND_CHANNELS = 8
 PERSISTENCE_MIN = 0.5
 COMB_MIN_COARSE = 3
-CROWD_HALF_WIDTH_HZ = 250e3
+CROWD_HALF_WIDTH_HZ = 50e3
 CROWD_MIN_NEIGHBOURS = 8
 
 INTEREST_BANDS: dict[str, tuple[float, float]] = {

@@ -212,7 +212,7 @@ def search_file(
                 result.warnings.append(f"coarse channel {k} has no variance: not searched")
             for h in found:
                 h.frequency_hz = float(info.freq_mhz(h.channel)) * 1e6
-                h.drift_rate = h.drift_index * res
+                h.drift_rate = h.drift_bins * res
             hits.extend(found)
             if progress:
                 progress(k + 1, ncoarse)
