@@ -85,6 +85,29 @@ class Settings:
             "HMAC secret for upload/download URLs (default: generated, kept in DATA)",
         ),
     )
+    s3_bucket: str = field(
+        default="",
+        metadata=_meta(
+            "OBS_S3_BUCKET", "--s3-bucket", "SETI object storage in this S3 bucket (default: a directory in DATA)"
+        ),
+    )
+    s3_endpoint: str = field(
+        default="",
+        metadata=_meta(
+            "OBS_S3_ENDPOINT",
+            "--s3-endpoint",
+            "S3 endpoint URL (default: AWS, or AWS_ENDPOINT_URL_S3); credentials come from the AWS_* variables",
+        ),
+    )
+    s3_region: str = field(
+        default="", metadata=_meta("OBS_S3_REGION", "--s3-region", "S3 region (default: AWS_DEFAULT_REGION)")
+    )
+    retention_sweep_s: float = field(
+        default=3600.0,
+        metadata=_meta(
+            "OBS_RETENTION_SWEEP_S", "--retention-sweep", "how often the quota keeper removes expired SETI results (s)"
+        ),
+    )
     public_url: str = field(
         default="",
         metadata=_meta(

@@ -1,0 +1,248 @@
+"""The embedded object store: a directory under the data dir, with URLs signed by the edge itself.
+
+Layout::
+
+    DATA/objects/<key>                        finished objects
+    DATA/objects-multipart/<upload_id>/       an unfinished multipart upload:
+        meta.json                             key, part count, part size, size limit
+        00001, 00001.etag, ...                the parts received so far and their MD5s
+
+Uploads stream to a temporary file beside their destination and are renamed into place only when
+the last byte arrived within the limit, so a refused or broken upload leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import quote, urlencode
+
+from aiohttp import web
+
+from web.storage.base import (
+    URL_TTL_S,
+    MultipartUpload,
+    StorageError,
+    UploadMeta,
+    check_key,
+    check_parts,
+    normalise_etag,
+)
+from web.storage.signing import Signer, expired
+
+CHUNK = 256 * 1024
+
+
+class LocalStorage:
+    backend = "local"
+
+    def __init__(self, root: Path, signer: Signer, base_url: Callable[[], str]) -> None:
+        self.root = root
+        self.uploads = root.parent / (root.name + "-multipart")
+        self.signer = signer
+        self.base_url = base_url
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.uploads.mkdir(parents=True, exist_ok=True)
+
+    # -- paths -------------------------------------------------------------------------------
+    def path(self, key: str) -> Path:
+        return self.root / check_key(key)
+
+    def _upload_dir(self, upload_id: str) -> Path:
+        if not upload_id or not all(c in "0123456789abcdef" for c in upload_id) or len(upload_id) != 32:
+            raise StorageError(404, "no such upload", "NO_SUCH_UPLOAD")
+        return self.uploads / upload_id
+
+    def _meta(self, upload_id: str, key: str) -> UploadMeta:
+        try:
+            raw = json.loads((self._upload_dir(upload_id) / "meta.json").read_text())
+        except FileNotFoundError:
+            raise StorageError(404, "no such upload (completed, aborted or never started)", "NO_SUCH_UPLOAD") from None
+        meta = UploadMeta(**raw)
+        if meta.key != key:
+            raise StorageError(404, "no such upload for this file_key", "NO_SUCH_UPLOAD")
+        return meta
+
+    def _url(self, key: str, params: dict[str, str | int]) -> str:
+        return f"{self.base_url().rstrip('/')}/objects/{quote(key)}?{urlencode(params)}"
+
+    # -- presigning --------------------------------------------------------------------------
+    async def presign_put(self, key: str, *, max_bytes: int, expires_in: int = URL_TTL_S) -> str:
+        check_key(key)
+        expires = int(time.time()) + expires_in
+        sig = self.signer.sign("PUT", key, expires, max_bytes)
+        return self._url(key, {"X-Expires": expires, "X-Max-Bytes": max_bytes, "X-Signature": sig})
+
+    async def create_multipart(
+        self, key: str, *, parts: int, max_bytes: int, part_size: int = 10 * 1024 * 1024, expires_in: int = URL_TTL_S
+    ) -> MultipartUpload:
+        check_key(key)
+        upload_id = uuid.uuid4().hex
+        d = self.uploads / upload_id
+        d.mkdir(parents=True)
+        meta = {"key": key, "parts": parts, "part_size": part_size, "max_bytes": max_bytes}
+        (d / "meta.json").write_text(json.dumps(meta))
+        expires = int(time.time()) + expires_in
+        urls = []
+        for n in range(1, parts + 1):
+            sig = self.signer.sign("PUT", key, expires, part_size, upload_id, n)
+            params: dict[str, str | int] = {
+                "uploadId": upload_id,
+                "partNumber": n,
+                "X-Expires": expires,
+                "X-Max-Bytes": part_size,
+                "X-Signature": sig,
+            }
+            urls.append((n, self._url(key, params)))
+        return MultipartUpload(upload_id=upload_id, urls=urls)
+
+    async def presign_get(self, key: str, *, filename: str, expires_in: int = URL_TTL_S) -> str:
+        check_key(key)
+        expires = int(time.time()) + expires_in
+        sig = self.signer.sign("GET", key, expires, 0)
+        return self._url(key, {"X-Expires": expires, "X-Signature": sig, "filename": filename})
+
+    # -- multipart ---------------------------------------------------------------------------
+    async def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> int:
+        meta = self._meta(upload_id, key)
+        ordered = check_parts(meta, parts)
+        d = self._upload_dir(upload_id)
+        for number, etag in ordered:
+            try:
+                stored = (d / f"{number:05d}.etag").read_text()
+            except FileNotFoundError:
+                raise StorageError(400, f"part {number} was not uploaded", "MISSING_PART") from None
+            if normalise_etag(etag) != stored:
+                raise StorageError(400, f"ETag of part {number} does not match the uploaded part", "ETAG_MISMATCH")
+        target = self.path(key)
+        size = await asyncio.to_thread(self._assemble, d, [n for n, _ in ordered], target, meta.max_bytes)
+        shutil.rmtree(d, ignore_errors=True)
+        return size
+
+    @staticmethod
+    def _assemble(d: Path, numbers: list[int], target: Path, max_bytes: int) -> int:
+        total = sum((d / f"{n:05d}").stat().st_size for n in numbers)
+        if total > max_bytes:
+            raise StorageError(413, f"the parts add up to {total} bytes, over the limit of {max_bytes}", "TOO_LARGE")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.parent / f".tmp-{uuid.uuid4().hex}"
+        try:
+            with open(tmp, "wb") as out:
+                for n in numbers:
+                    with open(d / f"{n:05d}", "rb") as part:
+                        shutil.copyfileobj(part, out, CHUNK * 4)
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return total
+
+    async def abort_multipart(self, key: str, upload_id: str) -> None:
+        self._meta(upload_id, key)
+        await asyncio.to_thread(shutil.rmtree, self._upload_dir(upload_id), True)
+
+    # -- objects -----------------------------------------------------------------------------
+    async def head(self, key: str) -> int | None:
+        try:
+            return self.path(key).stat().st_size
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    async def put_file(self, key: str, path: Path) -> None:
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(shutil.copyfile, path, target)
+
+    async def put_bytes(self, key: str, data: bytes) -> None:
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(target.write_bytes, data)
+
+    async def get_bytes(self, key: str) -> bytes | None:
+        try:
+            return await asyncio.to_thread(self.path(key).read_bytes)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    async def delete(self, key: str) -> None:
+        self.path(key).unlink(missing_ok=True)
+
+    # -- the HTTP side of the signed URLs (mounted by web.routes.seti) -------------------------
+    def _verify(self, request: web.Request, method: str, key: str, upload_id: str = "", part: int = 0) -> int:
+        q = request.query
+        try:
+            expires = int(q["X-Expires"])
+            max_bytes = int(q.get("X-Max-Bytes", "0"))
+            signature = q["X-Signature"]
+        except (KeyError, ValueError):
+            raise StorageError(403, "missing or malformed URL signature", "INVALID_SIGNATURE") from None
+        if not self.signer.verify(signature, method, key, expires, max_bytes, upload_id, part):
+            raise StorageError(403, "invalid URL signature", "INVALID_SIGNATURE")
+        if expired(expires):
+            raise StorageError(403, "this URL has expired; request a new one", "URL_EXPIRED")
+        return max_bytes
+
+    async def receive_put(self, request: web.Request) -> web.Response:
+        """PUT to a signed URL: stream the body to disk, refusing it as soon as it passes the limit."""
+        key = request.match_info["key"]
+        check_key(key)
+        upload_id = request.query.get("uploadId", "")
+        part = 0
+        if upload_id:
+            try:
+                part = int(request.query.get("partNumber", ""))
+            except ValueError:
+                raise StorageError(400, "partNumber must be an integer", "INVALID_PART") from None
+        max_bytes = self._verify(request, "PUT", key, upload_id, part)
+        if request.content_length is not None and request.content_length > max_bytes:
+            raise StorageError(
+                413, f"upload of {request.content_length} bytes exceeds the limit of {max_bytes} bytes", "TOO_LARGE"
+            )
+        if upload_id:
+            meta = self._meta(upload_id, key)
+            if not 1 <= part <= meta.parts:
+                raise StorageError(400, f"part number {part} is out of range (1..{meta.parts})", "INVALID_PART")
+            target = self._upload_dir(upload_id) / f"{part:05d}"
+        else:
+            target = self.path(key)
+            target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.parent / f".tmp-{uuid.uuid4().hex}"
+        md5 = hashlib.md5(usedforsecurity=False)
+        received = 0
+        try:
+            fh = await asyncio.to_thread(open, tmp, "wb")
+            try:
+                async for chunk in request.content.iter_chunked(CHUNK):
+                    received += len(chunk)
+                    if received > max_bytes:
+                        raise StorageError(413, f"upload exceeds the limit of {max_bytes} bytes", "TOO_LARGE")
+                    md5.update(chunk)
+                    await asyncio.to_thread(fh.write, chunk)
+            finally:
+                fh.close()
+            if upload_id and not target.parent.exists():
+                raise StorageError(404, "the upload was aborted", "NO_SUCH_UPLOAD")
+            etag = md5.hexdigest()
+            os.replace(tmp, target)
+            if upload_id:
+                (target.parent / f"{part:05d}.etag").write_text(etag)
+        finally:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+        return web.Response(status=200, headers={"ETag": f'"{etag}"'})
+
+    async def serve_get(self, request: web.Request) -> web.StreamResponse:
+        key = request.match_info["key"]
+        self._verify(request, "GET", key)
+        path = self.path(key)
+        if not path.is_file():
+            raise StorageError(404, "no such object (it may have expired)", "NOT_FOUND")
+        filename = "".join(c for c in request.query.get("filename", path.name) if c.isalnum() or c in "._-")
+        return web.FileResponse(path, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
