@@ -6,7 +6,9 @@ import importlib
 
 from actors.runtime import Actor
 
-ROLES: dict[str, str] = {}
+ROLES: dict[str, str] = {
+    "quota_keeper": "actors.quota_keeper.actor:QuotaKeeperActor",
+}
 
 
 def load(role: str) -> type[Actor]:

@@ -48,3 +48,53 @@ class ExportsWritten(Event, frozen=True, tag="seti.exports.written"):
     job_id: str
     user_id: str
     keys: dict[str, str]
+
+
+class UserUpdated(Event, frozen=True, tag="seti.user.updated"):
+    """A SETI user was created or changed tier/role. Carries the whole row (a keyed upsert)."""
+
+    user_id: str
+    email: str
+    tier: str
+    role: str = "user"
+    created_at: int = 0
+
+
+class KeyCreated(Event, frozen=True, tag="seti.key.created"):
+    """An API key exists. Only the SHA-256 of the key travels; the key itself is shown once, by its creator."""
+
+    key_id: str
+    user_id: str
+    name: str
+    key_hash: str
+    created_at: int
+    expires_at: int
+
+
+class KeyRevoked(Event, frozen=True, tag="seti.key.revoked"):
+    key_id: str
+    user_id: str
+    revoked_at: int
+
+
+class JobsPruned(Event, frozen=True, tag="seti.job.pruned"):
+    """Jobs dropped from a user's history (tier history limit, oldest finished first)."""
+
+    user_id: str
+    job_ids: list[str]
+
+
+class ExportsExpired(Event, frozen=True, tag="seti.exports.expired"):
+    """The result files of a job were removed after the tier's retention period."""
+
+    job_id: str
+    user_id: str
+
+
+class ReportSubmitted(Event, frozen=True, tag="seti.report.submitted"):
+    report_id: str
+    user_id: str
+    job_id: str
+    error_type: str = ""
+    description: str = ""
+    metadata: dict[str, Any] = {}

@@ -1,0 +1,1 @@
+"""The quota keeper: owns SETI users, tiers, API keys, monthly usage and running jobs."""

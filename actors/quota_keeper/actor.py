@@ -1,0 +1,259 @@
+"""The quota keeper actor: the one place that decides who may do what, and counts it.
+
+Commands (request/reply, queue group ``quota_keeper``): ``admit``, ``create_key``, ``revoke_key``,
+``create_user``, ``set_tier``. Each answers with the stream sequence of the fact it published, so
+the edge can wait until its own projection has applied it (read-your-writes).
+
+Admission publishes ``seti.job.submitted`` itself, after counting the job: a job is counted if and
+only if it was submitted (a failed publish undoes the count and answers 500).
+
+Consumed: ``seti.job.submitted`` (jobs from other clients share the accounting and the history),
+``seti.job.completed`` / ``failed`` (no longer running; history pruned to the tier's limit, oldest
+finished first) and ``seti.exports.written`` (result files, removed after the tier's retention).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar, TypeVar
+
+import msgspec
+
+from actors.quota_keeper import commands, keys, tiers
+from actors.quota_keeper.ledger import Key, Ledger, LedgerError
+from actors.runtime import Actor
+from bus.request import CommandError, serve
+from schemas.base import Event
+from schemas.seti import (
+    ExportsExpired,
+    ExportsWritten,
+    JobCompleted,
+    JobFailed,
+    JobsPruned,
+    JobSubmitted,
+    KeyCreated,
+    KeyRevoked,
+    UserUpdated,
+)
+from web.storage import MB, ObjectStorage, open_storage
+
+T = TypeVar("T")
+
+
+class QuotaKeeperActor(Actor):
+    role = "quota_keeper"
+    consumes: ClassVar[tuple[type[Event], ...]] = (JobSubmitted, JobCompleted, JobFailed, ExportsWritten)
+    publishes: ClassVar[tuple[type[Event], ...]] = (
+        JobSubmitted,
+        UserUpdated,
+        KeyCreated,
+        KeyRevoked,
+        JobsPruned,
+        ExportsExpired,
+    )
+
+    async def setup(self) -> None:
+        self.ledger = Ledger(self.settings.data_dir / "quota_keeper" / "ledger.sqlite")
+        await self.ledger.open()
+        self.storage: ObjectStorage = open_storage(self.settings)
+        self._subs = []
+        handlers: dict[str, tuple[type[Any], Callable[[Any], Awaitable[dict[str, Any]]]]] = {
+            "admit": (commands.Admit, self.admit),
+            "create_key": (commands.CreateKey, self.create_key),
+            "revoke_key": (commands.RevokeKey, self.revoke_key),
+            "create_user": (commands.CreateUser, self.create_user),
+            "set_tier": (commands.SetTier, self.set_tier),
+        }
+        for verb, (payload_type, handler) in handlers.items():
+            sub = await serve(self.bus.nc, commands.subject(verb), commands.QUEUE, payload_type, _ledger_errors(handler))
+            self._subs.append(sub)
+        self.spawn(self._retention_loop(), "retention")
+
+    async def teardown(self) -> None:
+        for sub in self._subs:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+        await self.ledger.close()
+
+    async def _publish(self, event: Event) -> int:
+        event = msgspec.structs.replace(event, producer=self.role)
+        ack = await self.bus.publish(event)
+        return int(ack.seq)
+
+    # -- commands ----------------------------------------------------------------------------
+    async def admit(self, cmd: commands.Admit) -> dict[str, Any]:
+        user = await self.ledger.user(cmd.user_id)
+        if user is None:
+            raise CommandError(403, "unknown user", "FORBIDDEN")
+        tier = tiers.get(user.tier)
+        size = await self.storage.head(cmd.file_key)
+        if size is None:
+            raise CommandError(404, f"file not found in storage (upload first): {cmd.file_key}", "FILE_NOT_FOUND")
+        if size > tier.max_file_mb * MB:
+            raise CommandError(
+                413,
+                f"file is {size / MB:.1f} MB; the {tier.name} tier allows {tier.max_file_mb} MB per file",
+                "FILE_TOO_LARGE",
+            )
+        job_id = str(uuid.uuid4())
+        now = int(time.time())
+        await self.ledger.admit(cmd.user_id, job_id, cmd.file_key, now, tier.files_per_month, tiers.MAX_RUNNING_JOBS)
+        event = JobSubmitted(
+            job_id=job_id,
+            user_id=cmd.user_id,
+            file_key=cmd.file_key,
+            filename=cmd.filename,
+            source_name=cmd.source_name,
+            file_size=size,
+            created_at=now,
+            max_drift=cmd.max_drift,
+            min_snr=cmd.min_snr,
+            correlation_id=job_id,
+        )
+        try:
+            seq = await self._publish(event)
+        except Exception as exc:
+            await self.ledger.unadmit(job_id)
+            self.log.error("job submission failed; admission undone", job_id=job_id, error=repr(exc))
+            raise CommandError(500, "pipeline failed to start; the job was not counted", "PIPELINE_START_FAILED") from None
+        self.log.info("job admitted", job_id=job_id, user_id=cmd.user_id, file_size=size)
+        return {"job_id": job_id, "created_at": now, "file_size": size, "seq": seq}
+
+    async def create_key(self, cmd: commands.CreateKey) -> dict[str, Any]:
+        user = await self.ledger.user(cmd.user_id)
+        if user is None:
+            raise CommandError(403, "unknown user", "FORBIDDEN")
+        if not tiers.get(user.tier).can_create_keys:
+            raise CommandError(403, "Free tier cannot create API keys — upgrade required", "UPGRADE_REQUIRED")
+        return await self._add_key(user.user_id, cmd.key_id, cmd.key_hash, cmd.name, cmd.ttl_days)
+
+    async def _add_key(self, user_id: str, key_id: str, key_hash: str, name: str, ttl_days: int) -> dict[str, Any]:
+        try:
+            keys.check_ttl(ttl_days)
+        except ValueError as exc:
+            raise CommandError(400, str(exc), "INVALID_TTL") from None
+        now = int(time.time())
+        key = Key(key_id, user_id, name, now, now + ttl_days * 86400, None)
+        await self.ledger.add_key(key, key_hash)
+        seq = await self._publish(
+            KeyCreated(
+                key_id=key_id,
+                user_id=user_id,
+                name=name,
+                key_hash=key_hash,
+                created_at=key.created_at,
+                expires_at=key.expires_at,
+            )
+        )
+        return {"key_id": key_id, "created_at": key.created_at, "expires_at": key.expires_at, "seq": seq}
+
+    async def revoke_key(self, cmd: commands.RevokeKey) -> dict[str, Any]:
+        key = await self.ledger.key(cmd.key_id)
+        if key is None:
+            raise CommandError(404, f"API key {cmd.key_id!r} not found", "KEY_NOT_FOUND")
+        if key.user_id != cmd.user_id:
+            raise CommandError(403, "this API key belongs to a different user", "FORBIDDEN")
+        now = int(time.time())
+        await self.ledger.revoke_key(cmd.key_id, now)
+        seq = await self._publish(KeyRevoked(key_id=cmd.key_id, user_id=cmd.user_id, revoked_at=now))
+        return {"key_id": cmd.key_id, "seq": seq}
+
+    async def create_user(self, cmd: commands.CreateUser) -> dict[str, Any]:
+        tier = _tier(cmd.tier)
+        if cmd.role not in tiers.ROLES:
+            raise CommandError(400, f"unknown role {cmd.role!r}; known: {', '.join(tiers.ROLES)}", "INVALID_ROLE")
+        email = cmd.email.strip().lower()
+        if "@" not in email:
+            raise CommandError(400, f"not an email address: {cmd.email!r}", "INVALID_EMAIL")
+        user = await self.ledger.create_user(str(uuid.uuid4()), email, tier.name, cmd.role, int(time.time()))
+        await self._publish(_user_event(user))
+        key = await self._add_key(user.user_id, cmd.key_id, cmd.key_hash, cmd.key_name, cmd.ttl_days)
+        return {"user_id": user.user_id, "email": email, "tier": tier.name, "role": user.role, **key}
+
+    async def set_tier(self, cmd: commands.SetTier) -> dict[str, Any]:
+        tier = _tier(cmd.tier)
+        user = await self.ledger.set_tier(cmd.email.strip().lower(), tier.name)
+        seq = await self._publish(_user_event(user))
+        return {"user_id": user.user_id, "email": user.email, "tier": user.tier, "role": user.role, "seq": seq}
+
+    # -- events ------------------------------------------------------------------------------
+    async def handle(self, event: Event) -> None:
+        if isinstance(event, JobSubmitted):
+            await self.ledger.record_submitted(event.job_id, event.user_id, event.file_key, event.created_at)
+            await self._prune(event.user_id)
+        elif isinstance(event, JobCompleted | JobFailed):
+            state = "complete" if isinstance(event, JobCompleted) else "failed"
+            await self.ledger.finish(event.job_id, event.user_id, state, event.completed_at)
+            await self._prune(event.user_id)
+        elif isinstance(event, ExportsWritten):
+            await self.ledger.record_exports(event.job_id, event.user_id, event.keys)
+
+    async def _prune(self, user_id: str) -> None:
+        user = await self.ledger.user(user_id)
+        limit = tiers.get(user.tier).history_limit if user else tiers.TIERS["free"].history_limit
+        victims = await self.ledger.to_prune(user_id, limit)
+        if not victims:
+            return
+        for job in victims:
+            await self._remove_files(job.exports)
+        await self._publish(JobsPruned(user_id=user_id, job_ids=[j.job_id for j in victims]))
+        await self.ledger.mark_pruned([j.job_id for j in victims])
+        self.log.info("job history pruned", user_id=user_id, jobs=len(victims), limit=limit)
+
+    async def _remove_files(self, exports: dict[str, str]) -> None:
+        for key in set(exports.values()):
+            try:
+                await self.storage.delete(key)
+            except Exception as exc:  # a missing file is already gone; anything else is retried next sweep
+                self.log.warning("could not remove result file", key=key, error=repr(exc))
+
+    # -- retention ---------------------------------------------------------------------------
+    async def sweep(self, now: int | None = None) -> int:
+        """Remove result files older than their owner's tier keeps them; return how many jobs."""
+        now = int(time.time()) if now is None else now
+        retention = {t.name: t.retention_days for t in tiers.TIERS.values()}
+        expired = await self.ledger.expired_results(now, retention)
+        for job in expired:
+            await self._remove_files(job.exports)
+            await self._publish(ExportsExpired(job_id=job.job_id, user_id=job.user_id, correlation_id=job.job_id))
+            await self.ledger.mark_exports_removed(job.job_id)
+        if expired:
+            self.log.info("expired results removed", jobs=len(expired))
+        return len(expired)
+
+    async def _retention_loop(self) -> None:
+        while True:
+            try:
+                await self.sweep()
+            except Exception:
+                self.log.exception("retention sweep failed")
+            await asyncio.sleep(self.settings.retention_sweep_s)
+
+
+def _tier(name: str) -> tiers.Tier:
+    try:
+        return tiers.get(name)
+    except ValueError as exc:
+        raise CommandError(400, str(exc), "INVALID_TIER") from None
+
+
+def _user_event(user: Any) -> UserUpdated:
+    return UserUpdated(
+        user_id=user.user_id, email=user.email, tier=user.tier, role=user.role, created_at=user.created_at
+    )
+
+
+def _ledger_errors(
+    handler: Callable[[T], Awaitable[dict[str, Any]]],
+) -> Callable[[T], Awaitable[dict[str, Any]]]:
+    async def wrapped(payload: T) -> dict[str, Any]:
+        try:
+            return await handler(payload)
+        except LedgerError as exc:
+            raise CommandError(exc.status, exc.message) from None
+
+    return wrapped
