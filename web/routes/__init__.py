@@ -3,4 +3,4 @@
 Add a module here with one line; the edge imports them in this order at start.
 """
 
-ROUTE_MODULES: list[str] = []
+ROUTE_MODULES: list[str] = ["web.routes.seti"]

@@ -1,0 +1,684 @@
+"""The SETI analysis API of seed 004: uploads, analysis jobs, downloads, usage, API keys, reports.
+
+Reads (jobs, usage, keys) come from the edge's projection (``web.projections.seti``). Decisions go
+to the quota keeper by request/reply (admission, key creation and revocation), and each answer
+carries the stream sequence of the fact it published: the handler waits until this edge has applied
+it, so the caller's next request sees its own write.
+
+With the local storage backend the signed upload and download URLs point at ``/objects/{key}`` on
+this edge; with S3 they are S3's own presigned URLs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import secrets
+import time
+import uuid
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
+
+import msgspec
+from aiohttp import web
+
+from actors.quota_keeper import commands, keys, tiers
+from bus.request import CommandUnavailable, request
+from schemas.seti import ReportSubmitted
+from web.auth import Principal, require_key
+from web.errors import ApiError
+from web.projections.seti import month_of
+from web.routing import decode_body, json_response, read_json
+from web.storage import MB, PART_SIZE, SINGLE_PUT_MAX, URL_TTL_S, StorageError, open_storage, parts_for
+
+if TYPE_CHECKING:
+    from web.app import Edge
+
+T = TypeVar("T")
+TAG = "seti"
+ALLOWED_SUFFIXES = (".fil", ".h5")
+#: download formats: file name in the response (and the export's name in storage)
+FORMATS: dict[str, str] = {
+    "json": "results.json",
+    "csv": "signals.csv",
+    "catalog_json": "catalog.json",
+    "classified": "classified.json",
+    "fits": "catalog.fits",
+    "waterfall": "waterfall.png",
+    "waterfall_thumb": "waterfall_thumb.png",
+    "dat": "hits.dat",
+}
+
+
+# -- request and response bodies --------------------------------------------------------------
+class UploadUrlRequest(msgspec.Struct, kw_only=True):
+    filename: str
+    file_size: Annotated[int, msgspec.Meta(ge=1)] | None = None
+
+
+class PartUrl(msgspec.Struct):
+    partNumber: int  # the seed's field name
+    url: str
+
+
+class UploadUrlResponse(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Single upload (``multipart`` false, ``upload_url``) or multipart (``upload_id``, ``parts``)."""
+
+    file_key: str
+    expires_in: int
+    max_size_mb: int
+    multipart: bool
+    upload_url: str | None = None
+    upload_id: str | None = None
+    parts: list[PartUrl] | None = None
+    part_size: int | None = None
+
+
+class PartETag(msgspec.Struct):
+    partNumber: int
+    etag: str
+
+
+class CompleteUploadRequest(msgspec.Struct, kw_only=True):
+    file_key: str
+    upload_id: str
+    parts: list[PartETag]
+
+
+class AbortUploadRequest(msgspec.Struct, kw_only=True):
+    file_key: str
+    upload_id: str
+
+
+class MessageResponse(msgspec.Struct, kw_only=True, omit_defaults=True):
+    message: str
+    file_key: str | None = None
+
+
+class AnalyzeRequest(msgspec.Struct, kw_only=True):
+    file_key: str
+    filename: str | None = None
+    source_name: str | None = None
+    max_drift: Annotated[float, msgspec.Meta(gt=0, le=50)] = 4.0
+    min_snr: Annotated[float, msgspec.Meta(gt=0)] = 10.0
+
+
+class AnalyzeResponse(msgspec.Struct, kw_only=True):
+    job_id: str
+    status: str
+    message: str
+    status_url: str
+
+
+class Progress(msgspec.Struct, kw_only=True):
+    percent: float
+    stage: str
+    coarse_channels_done: int
+    coarse_channels_total: int
+
+
+class JobView(msgspec.Struct, kw_only=True, omit_defaults=True):
+    job_id: str
+    status: str
+    source_name: str
+    filename: str
+    file_size: int
+    created_at: int
+    completed_at: int | None = None
+    progress: Progress | None = None
+    results: dict[str, Any] | None = None
+    error: str | None = None
+
+
+class DownloadResponse(msgspec.Struct, kw_only=True):
+    download_url: str
+    format: str
+    filename: str
+
+
+class TierDetails(msgspec.Struct, kw_only=True):
+    files_per_month: int
+    max_file_mb: int
+    price: str
+    retention_days: int
+
+
+class UsageResponse(msgspec.Struct, kw_only=True):
+    user_id: str
+    tier: str
+    usage_this_month: int
+    limit: int
+    remaining: int
+    tier_details: TierDetails
+
+
+class CreateKeyRequest(msgspec.Struct, kw_only=True):
+    name: str = "Default"
+    ttl_days: int = keys.TTL_DEFAULT_DAYS
+
+
+class CreateKeyResponse(msgspec.Struct, kw_only=True):
+    key_id: str
+    api_key: str
+    expires_at: int
+    ttl_days: int
+    warning: str
+
+
+class KeyView(msgspec.Struct, kw_only=True):
+    key_id: str
+    name: str
+    created_at: int
+    expires_at: int
+    active: bool
+    expired: bool
+
+
+class KeyList(msgspec.Struct):
+    keys: list[KeyView]
+
+
+class RevokeKeyResponse(msgspec.Struct, kw_only=True):
+    message: str
+    key_id: str
+
+
+class ReportRequest(msgspec.Struct, kw_only=True):
+    job_id: str
+    error_type: Literal["pipeline_failure", "user_report"] | None = None
+    description: str = ""
+    metadata: dict[str, Any] = {}
+
+
+class ReportResponse(msgspec.Struct, kw_only=True):
+    report_id: str
+    message: str
+
+
+# -- helpers ----------------------------------------------------------------------------------
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def _safe_filename(filename: str) -> str:
+    base = filename.replace("\\", "/").rsplit("/", 1)[-1].strip()
+    safe = _UNSAFE.sub("_", base).lstrip("._") or "upload"
+    return safe[-200:]
+
+
+def _check_filename(filename: str) -> str:
+    name = filename.strip()
+    if not name:
+        raise ApiError(400, "missing filename", "MISSING_FIELD", {"field": "filename"})
+    if not name.lower().endswith(ALLOWED_SUFFIXES):
+        raise ApiError(
+            400,
+            f"unsupported file type: {name!r}; the filename must end in .fil or .h5",
+            "UNSUPPORTED_FILE_TYPE",
+            {"field": "filename"},
+        )
+    return name
+
+
+def _own_key(principal: Principal, file_key: str) -> None:
+    if not file_key.startswith("uploads/") or len(file_key.split("/")) < 4:
+        raise ApiError(400, f"not a file_key from /upload-url: {file_key!r}", "INVALID_FILE_KEY")
+    if file_key.split("/")[1] != principal.user_id:
+        raise ApiError(403, "this file belongs to a different user", "FORBIDDEN")
+
+
+async def _storage(call: Awaitable[T]) -> T:
+    try:
+        return await call
+    except StorageError as exc:
+        raise ApiError(exc.status, exc.message, exc.code or None) from None
+
+
+def _tier(principal: Principal) -> tiers.Tier:
+    return tiers.TIERS.get(principal.tier, tiers.TIERS["free"])
+
+
+def _keys_allowed(principal: Principal) -> None:
+    if not _tier(principal).can_create_keys:
+        raise ApiError(403, "Free tier cannot create API keys — upgrade required", "UPGRADE_REQUIRED")
+
+
+def _job_view(row: Any) -> JobView:
+    status = row["status"]
+    view = JobView(
+        job_id=row["job_id"],
+        status=status,
+        source_name=row["source_name"],
+        filename=row["filename"],
+        file_size=row["file_size"],
+        created_at=row["created_at"],
+    )
+    if status == "processing":
+        view.progress = Progress(
+            percent=round(row["percent"], 1),
+            stage=row["stage"],
+            coarse_channels_done=row["coarse_done"],
+            coarse_channels_total=row["coarse_total"],
+        )
+    if status in ("complete", "failed"):
+        view.completed_at = row["completed_at"]
+    if status == "complete" and row["results"]:
+        view.results = json.loads(row["results"])
+    if status == "failed":
+        view.error = row["error"] or "unknown error"
+    return view
+
+
+def register(edge: Edge) -> None:
+    api = edge.api
+    settings = edge.settings
+    storage = open_storage(settings, base_url=lambda: settings.public_url or edge.url)
+    auth_errors = {403: "Missing, invalid, expired or revoked API key"}
+
+    async def command(verb: str, payload: Any) -> dict[str, Any]:
+        try:
+            reply = await request(edge.bus.nc, commands.subject(verb), payload, timeout=10.0)
+        except CommandUnavailable:
+            raise ApiError(503, "the quota keeper is not answering; try again shortly") from None
+        if not reply.ok:
+            raise ApiError(reply.status, reply.error, reply.code or None)
+        seq = reply.data.get("seq")
+        if isinstance(seq, int):
+            with contextlib.suppress(TimeoutError):
+                await edge.wait_applied(seq)
+        return reply.data
+
+    async def owned_job(principal: Principal, job_id: str) -> Any:
+        row = await edge.store.fetchone("SELECT * FROM seti_jobs WHERE job_id=?", (job_id,))
+        if row is None:
+            raise ApiError(404, f"job {job_id!r} not found", "JOB_NOT_FOUND")
+        if row["user_id"] != principal.user_id:
+            raise ApiError(403, "this job belongs to a different user", "FORBIDDEN")
+        return row
+
+    # -- uploads ----------------------------------------------------------------------------
+    @api.route(
+        "POST",
+        "/upload-url",
+        request=UploadUrlRequest,
+        response=UploadUrlResponse,
+        tag=TAG,
+        auth="key",
+        summary="Presigned upload URL(s) for a .fil/.h5 file; multipart with 10 MB parts above 50 MB",
+        responses={400: "Missing filename or unsupported file type", 413: "Larger than the tier allows", **auth_errors},
+    )
+    async def upload_url(req: web.Request) -> web.Response:
+        principal = await require_key(req)
+        body = await read_json(req, UploadUrlRequest)
+        filename = _check_filename(body.filename)
+        tier = _tier(principal)
+        tier_max = tier.max_file_mb * MB
+        if body.file_size is not None and body.file_size > tier_max:
+            raise ApiError(
+                413,
+                f"file of {body.file_size / MB:.1f} MB exceeds the {tier.name} tier limit of {tier.max_file_mb} MB",
+                "FILE_TOO_LARGE",
+            )
+        file_key = f"uploads/{principal.user_id}/{uuid.uuid4()}/{_safe_filename(filename)}"
+        if body.file_size is not None and body.file_size > SINGLE_PUT_MAX:
+            upload = await _storage(
+                storage.create_multipart(file_key, parts=parts_for(body.file_size), max_bytes=body.file_size)
+            )
+            out = UploadUrlResponse(
+                multipart=True,
+                upload_id=upload.upload_id,
+                file_key=file_key,
+                parts=[PartUrl(partNumber=n, url=u) for n, u in upload.urls],
+                part_size=PART_SIZE,
+                max_size_mb=tier.max_file_mb,
+                expires_in=URL_TTL_S,
+            )
+        else:
+            limit = body.file_size if body.file_size is not None else min(tier_max, SINGLE_PUT_MAX)
+            url = await _storage(storage.presign_put(file_key, max_bytes=limit))
+            out = UploadUrlResponse(
+                upload_url=url, file_key=file_key, expires_in=URL_TTL_S, max_size_mb=tier.max_file_mb, multipart=False
+            )
+        return json_response(out)
+
+    @api.route(
+        "POST",
+        "/complete-upload",
+        request=CompleteUploadRequest,
+        response=MessageResponse,
+        tag=TAG,
+        auth="key",
+        summary="Complete a multipart upload: parts assembled in order, every ETag checked",
+        responses={
+            400: "Missing, duplicate, out-of-range or mismatched part",
+            404: "No such upload",
+            413: "Parts exceed the declared size",
+            **auth_errors,
+        },
+    )
+    async def complete_upload(req: web.Request) -> web.Response:
+        principal = await require_key(req)
+        body = await read_json(req, CompleteUploadRequest)
+        _own_key(principal, body.file_key)
+        parts = [(p.partNumber, p.etag) for p in body.parts]
+        await _storage(storage.complete_multipart(body.file_key, body.upload_id, parts))
+        return json_response(MessageResponse(message="Upload complete", file_key=body.file_key))
+
+    @api.route(
+        "POST",
+        "/abort-upload",
+        request=AbortUploadRequest,
+        response=MessageResponse,
+        tag=TAG,
+        auth="key",
+        summary="Abort a multipart upload and remove its parts",
+        responses={404: "No such upload", **auth_errors},
+    )
+    async def abort_upload(req: web.Request) -> web.Response:
+        principal = await require_key(req)
+        body = await read_json(req, AbortUploadRequest)
+        _own_key(principal, body.file_key)
+        await _storage(storage.abort_multipart(body.file_key, body.upload_id))
+        return json_response(MessageResponse(message="Upload aborted"))
+
+    local = getattr(storage, "receive_put", None)
+    if local is not None:
+        from web.storage.local import LocalStorage
+
+        assert isinstance(storage, LocalStorage)
+        local_storage = storage
+
+        @api.route(
+            "PUT",
+            "/objects/{key:.+}",
+            tag=TAG,
+            summary="Signed upload URL target (single PUT or one multipart part); answers the part's ETag",
+            responses={403: "Tampered or expired signature", 413: "Larger than the URL allows"},
+        )
+        async def put_object(req: web.Request) -> web.Response:
+            return await _storage(local_storage.receive_put(req))
+
+        @api.route(
+            "GET",
+            "/objects/{key:.+}",
+            tag=TAG,
+            summary="Signed download URL target",
+            responses={403: "Tampered or expired signature", 404: "No such object"},
+        )
+        async def get_object(req: web.Request) -> web.StreamResponse:
+            return await _storage(local_storage.serve_get(req))
+
+    # -- jobs -------------------------------------------------------------------------------
+    @api.route(
+        "POST",
+        "/analyze",
+        request=AnalyzeRequest,
+        response=AnalyzeResponse,
+        status=202,
+        tag=TAG,
+        auth="key",
+        summary="Start the de-Doppler search of an uploaded file; poll the job for status",
+        responses={
+            400: "Missing file_key or invalid JSON body",
+            404: "File not found in storage (upload first)",
+            413: "File exceeds tier size limit",
+            429: "Monthly job limit reached, or too many concurrent jobs (max 5)",
+            500: "Pipeline failed to start",
+            **auth_errors,
+        },
+    )
+    async def analyze(req: web.Request) -> web.Response:
+        principal = await require_key(req)
+        body = await read_json(req, AnalyzeRequest)
+        _own_key(principal, body.file_key)
+        filename = (body.filename or "").strip() or body.file_key.rsplit("/", 1)[-1]
+        source_name = (body.source_name or "").strip() or filename
+        admitted = await command(
+            "admit",
+            commands.Admit(
+                user_id=principal.user_id,
+                file_key=body.file_key,
+                filename=filename,
+                source_name=source_name,
+                max_drift=body.max_drift,
+                min_snr=body.min_snr,
+            ),
+        )
+        job_id = admitted["job_id"]
+        out = AnalyzeResponse(
+            job_id=job_id,
+            status="submitted",
+            message=f"Processing started. Poll GET /jobs/{job_id} for status.",
+            status_url=f"/jobs/{job_id}",
+        )
+        return json_response(out, status=202)
+
+    @api.route(
+        "GET",
+        "/jobs",
+        response=list[JobView],
+        tag=TAG,
+        auth="key",
+        summary="Your jobs, newest first",
+        query=[("limit", "integer", False)],
+        responses=auth_errors,
+    )
+    async def list_jobs(req: web.Request) -> web.Response:
+        principal = await require_key(req)
+        raw = req.query.get("limit", "")
+        try:
+            limit = int(raw) if raw else 50
+        except ValueError:
+            raise ApiError(422, "query parameter 'limit' must be an integer", details={"field": "limit"}) from None
+        if limit < 1:
+            raise ApiError(422, "query parameter 'limit' must be at least 1", details={"field": "limit"})
+        rows = await edge.store.fetchall(
+            "SELECT * FROM seti_jobs WHERE user_id=? ORDER BY created_at DESC, seq DESC LIMIT ?",
+            (principal.user_id, min(limit, 100)),
+        )
+        return json_response([_job_view(r) for r in rows])
+
+    @api.route(
+        "GET",
+        "/jobs/{job_id}",
+        response=JobView,
+        tag=TAG,
+        auth="key",
+        summary="Job status; progress while processing, full results when complete",
+        responses={404: "Job not found", **auth_errors},
+    )
+    async def get_job(req: web.Request) -> web.Response:
+        principal = await require_key(req)
+        row = await owned_job(principal, req.match_info["job_id"])
+        return json_response(_job_view(row))
+
+    @api.route(
+        "GET",
+        "/jobs/{job_id}/download",
+        response=DownloadResponse,
+        tag=TAG,
+        auth="key",
+        summary="Signed download URL of one result file; csv is returned inline as text/csv",
+        query=[("format", "string", False)],
+        responses={
+            400: "Invalid format parameter",
+            403: "Job belongs to a different user",
+            404: "Job not found, or requested format not yet available",
+        },
+    )
+    async def download(req: web.Request) -> web.StreamResponse:
+        principal = await require_key(req)
+        fmt = req.query.get("format", "json") or "json"
+        if fmt not in FORMATS:
+            raise ApiError(
+                400,
+                f"invalid format {fmt!r}; choose one of {', '.join(FORMATS)}",
+                "INVALID_FORMAT",
+                {"field": "format", "allowed": list(FORMATS)},
+            )
+        row = await owned_job(principal, req.match_info["job_id"])
+        if row["status"] != "complete":
+            raise ApiError(404, f"job is {row['status']}; results are not available yet", "NOT_READY")
+        if row["exports_expired"]:
+            days = _tier(principal).retention_days
+            raise ApiError(404, f"result files were removed after the {days}-day retention period", "EXPIRED")
+        export = await edge.store.fetchone(
+            "SELECT key FROM seti_exports WHERE job_id=? AND format=?", (row["job_id"], fmt)
+        )
+        if export is None:
+            raise ApiError(
+                404,
+                f"format {fmt!r} is not available yet; exports are written 10-30 s after completion",
+                "NOT_READY",
+            )
+        if fmt == "csv":
+            data = await _storage(storage.get_bytes(export["key"]))
+            if data is None:
+                raise ApiError(404, "the CSV export is not in storage (yet)", "NOT_READY")
+            return web.Response(body=data, content_type="text/csv", charset="utf-8")
+        url = await _storage(storage.presign_get(export["key"], filename=FORMATS[fmt]))
+        return json_response(DownloadResponse(download_url=url, format=fmt, filename=FORMATS[fmt]))
+
+    # -- usage and keys ---------------------------------------------------------------------
+    @api.route(
+        "GET",
+        "/usage",
+        response=UsageResponse,
+        tag=TAG,
+        auth="key",
+        summary="This month's usage (UTC) and the tier's quota",
+        responses=auth_errors,
+    )
+    async def usage(req: web.Request) -> web.Response:
+        principal = await require_key(req)
+        tier = _tier(principal)
+        row = await edge.store.fetchone(
+            "SELECT count FROM seti_usage WHERE user_id=? AND month=?", (principal.user_id, month_of(time.time()))
+        )
+        used = int(row["count"]) if row else 0
+        return json_response(
+            UsageResponse(
+                user_id=principal.user_id,
+                tier=tier.name,
+                usage_this_month=used,
+                limit=tier.files_per_month,
+                remaining=max(0, tier.files_per_month - used),
+                tier_details=TierDetails(**tier.details()),
+            )
+        )
+
+    @api.route(
+        "POST",
+        "/api-keys",
+        request=CreateKeyRequest,
+        response=CreateKeyResponse,
+        status=201,
+        tag=TAG,
+        auth="key",
+        summary="Create an API key (Researcher+); the key is shown only in this response",
+        responses={403: "Free tier cannot create API keys — upgrade required"},
+    )
+    async def create_key(req: web.Request) -> web.Response:
+        principal = await require_key(req)
+        _keys_allowed(principal)
+        raw = await req.read()
+        body = decode_body(raw, CreateKeyRequest) if raw.strip() else CreateKeyRequest()
+        try:
+            keys.check_ttl(body.ttl_days)
+        except ValueError as exc:
+            raise ApiError(400, str(exc), "INVALID_TTL", {"field": "ttl_days"}) from None
+        name = body.name.strip() or "Default"
+        api_key, key_id = keys.generate()
+        created = await command(
+            "create_key",
+            commands.CreateKey(
+                user_id=principal.user_id,
+                key_id=key_id,
+                key_hash=keys.key_hash(api_key),
+                name=name[:100],
+                ttl_days=body.ttl_days,
+            ),
+        )
+        out = CreateKeyResponse(
+            key_id=key_id,
+            api_key=api_key,
+            expires_at=created["expires_at"],
+            ttl_days=body.ttl_days,
+            warning="Store this key securely. It will not be shown again.",
+        )
+        return json_response(out, status=201)
+
+    @api.route(
+        "GET",
+        "/api-keys",
+        response=KeyList,
+        tag=TAG,
+        auth="key",
+        summary="Your API keys, masked (Researcher+)",
+        responses=auth_errors,
+    )
+    async def list_keys(req: web.Request) -> web.Response:
+        principal = await require_key(req)
+        _keys_allowed(principal)
+        now = time.time()
+        rows = await edge.store.fetchall(
+            "SELECT * FROM seti_keys WHERE user_id=? ORDER BY created_at DESC, key_id", (principal.user_id,)
+        )
+        views = [
+            KeyView(
+                key_id=r["key_id"],
+                name=r["name"],
+                created_at=r["created_at"],
+                expires_at=r["expires_at"],
+                active=r["revoked_at"] is None,
+                expired=r["expires_at"] <= now,
+            )
+            for r in rows
+        ]
+        return json_response(KeyList(keys=views))
+
+    @api.route(
+        "DELETE",
+        "/api-keys/{key_id}",
+        response=RevokeKeyResponse,
+        tag=TAG,
+        auth="key",
+        summary="Revoke an API key, at once on every edge (Researcher+)",
+        responses={403: "Key belongs to a different user", 404: "Key not found"},
+    )
+    async def revoke_key(req: web.Request) -> web.Response:
+        principal = await require_key(req)
+        _keys_allowed(principal)
+        key_id = req.match_info["key_id"]
+        await command("revoke_key", commands.RevokeKey(user_id=principal.user_id, key_id=key_id))
+        return json_response(RevokeKeyResponse(message="API key revoked", key_id=key_id))
+
+    # -- reports ----------------------------------------------------------------------------
+    @api.route(
+        "POST",
+        "/reports",
+        request=ReportRequest,
+        response=ReportResponse,
+        status=201,
+        tag=TAG,
+        auth="key",
+        summary="Submit an error report or feedback about one of your jobs",
+        responses={400: "Missing job_id or invalid JSON body", 404: "Job not found", **auth_errors},
+    )
+    async def reports(req: web.Request) -> web.Response:
+        principal = await require_key(req)
+        body = await read_json(req, ReportRequest)
+        await owned_job(principal, body.job_id)
+        report_id = "rpt-" + secrets.token_hex(12)
+        event = ReportSubmitted(
+            report_id=report_id,
+            user_id=principal.user_id,
+            job_id=body.job_id,
+            error_type=body.error_type or "user_report",
+            description=body.description[:10000],
+            metadata=body.metadata,
+            producer="edge",
+            correlation_id=body.job_id,
+        )
+        await edge.bus.publish(event)
+        return json_response(ReportResponse(report_id=report_id, message="Report submitted. Thank you."), status=201)
