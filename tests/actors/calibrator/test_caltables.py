@@ -26,7 +26,7 @@ def make_set(path, mjd_mid=60600.25, phase=0.0, nant=5, nchan=8, ntime=4, gid=No
     m = write_calset(
         path, cal_group_id=gid or "2024-10-17T06:00:00", calibrator={"name": "3C48", "ra_deg": 24.4, "dec_deg": 33.2,
                                                                     "flux_jy": 16.0},
-        antenna_names=names, antenna_positions=[*np.zeros((nant, 3)), -2409150.0, -4478573.0, 3838617.0],
+        antenna_names=names, antenna_positions=np.tile(np.array([-2409150.0, -4478573.0, 3838617.0]), (nant, 1)),
         freq=1.311e9 + np.arange(nchan) * 244140.625, bandpass=bp, bandpass_flags=bpf,
         bandpass_snr=np.full(bp.shape, 50.0), bandpass_err=np.full(bp.shape, 0.01), gain_times=times, gains=g,
         gain_flags=np.zeros(g.shape, bool), gain_snr=np.full(g.shape, 100.0), gain_err=np.full(g.shape, 0.01),
