@@ -37,6 +37,7 @@ from web.routing import Api
 log = logs.get("web.app")
 
 VERSION = "0.3.0"
+COALESCE_S = 0.015
 EDGE: web.AppKey[Edge] = web.AppKey("edge")
 _enc = msgspec.json.Encoder()
 
@@ -147,6 +148,9 @@ class Edge:
         while True:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._dirty.wait(), timeout=self.settings.live_interval_s)
+            # A short coalescing window: a burst of events becomes one message per client, which
+            # bounds the fan-out cost at (clients / window) whatever the event rate.
+            await asyncio.sleep(COALESCE_S)
             self._dirty.clear()
             topics, self._dirty_topics = self._dirty_topics, set()
             try:

@@ -56,7 +56,8 @@ class LiveHub:
 
     def make(self, type_: str, data: Any, **extra: Any) -> LiveMessage:
         msg_id = f"{self.epoch}-{next(self._counter)}"
-        body = _enc.encode({"type": type_, "data": data, "id": msg_id, "ts": time.time(), **extra})
+        # Small envelope keys first, so a client can route a message before parsing a large body.
+        body = _enc.encode({"type": type_, "id": msg_id, "ts": time.time(), **extra, "data": data})
         return LiveMessage(msg_id, type_, body)
 
     def broadcast(self, type_: str, data: Any, **extra: Any) -> LiveMessage:

@@ -147,7 +147,7 @@ def register(edge: Edge) -> None:
         edge.track_socket(ws)
 
         async def send(msg: LiveMessage) -> None:
-            await ws.send_str(msg.body.decode())
+            await ws.send_frame(msg.body, WSMsgType.TEXT)  # already UTF-8 JSON: no decode per client
 
         client = Client("ws", send)
         writer = asyncio.create_task(edge.hub.serve(client, await edge.snapshot_messages()))
