@@ -1,0 +1,154 @@
+"""Benchmark: our de-Doppler searcher against turboSETI 2.3.2 on the same files, in the same run.
+
+Run by hand:  .venv/bin/python bench/bench_dedoppler.py [--sizes 20,24] [--skip-turboseti-large]
+
+* Files (SIGPROC .fil, float32, Breakthrough Listen high-resolution header: Δf = −2.79 Hz,
+  t_samp = 18.25 s, 16 steps) with Gaussian noise and drifting tones at SNR 20–60 and drifts within
+  ±3.7 Hz/s (turboSETI's blocks stop short of 4 Hz/s), written to bench/out/dedoppler/ once and reused.
+* turboSETI runs in its own venv, bench/.venv-turboseti, created here on first use with
+  ``pip install turbo_seti==2.3.2 'numpy<2' 'astropy<7' 'pandas<2.3' 'scipy<1.15'``.
+* Each search runs in a fresh subprocess.  Timing: *search* = wall time of the search call alone
+  inside the child (``search_file`` for us, ``FindDoppler(...) + .search()`` for turboSETI; imports
+  excluded, file reading included), and *process* = wall time of the whole child, imports and
+  numba's cached-code load included, as a user would wait for it.  Speed-up uses search time.
+* Peak memory: the child's own ``ru_maxrss``.
+* Agreement: each of turboSETI's top-10 hits (by SNR) is matched to one of ours within 2 channels and
+  one drift bin.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from actors.searcher.synth import Tone, make_filterbank  # noqa: E402
+
+OUT = ROOT / "bench" / "out" / "dedoppler"
+TS_VENV = ROOT / "bench" / ".venv-turboseti"
+TS_PY = TS_VENV / "bin" / "python"
+FCH1 = 1500.0
+FOFF = -2.7939677238464355e-06
+TSAMP = 18.253611008
+DRIFTS = [-3.7, -2.2, -0.9, -0.31, -0.05, 0.05, 0.31, 0.9, 2.2, 3.7]
+
+
+def ensure_turboseti() -> None:
+    if TS_PY.exists():
+        r = subprocess.run([str(TS_PY), "-c", "import turbo_seti"], capture_output=True)
+        if r.returncode == 0:
+            return
+    print("creating", TS_VENV, "(turbo_seti 2.3.2)", flush=True)
+    subprocess.run([sys.executable, "-m", "venv", str(TS_VENV)], check=True)
+    subprocess.run([str(TS_PY), "-m", "pip", "install", "-q", "turbo_seti==2.3.2", "numpy<2", "astropy<7",
+                    "pandas<2.3", "scipy<1.15"], check=True)
+
+
+def make_file(log2n: int) -> Path:
+    nchans = 1 << log2n
+    path = OUT / f"synth_2e{log2n}x16.fil"
+    if path.exists() and path.stat().st_size > nchans * 16 * 4:
+        return path
+    OUT.mkdir(parents=True, exist_ok=True)
+    ncoarse = max(1, nchans >> 20)
+    tones = []
+    for k in range(ncoarse):
+        for j, d in enumerate(DRIFTS):
+            chan = (k << 20) + 40_000 + j * 100_000
+            tones.append(Tone(FCH1 + FOFF * chan, d, 20 + 4 * j))
+    t = time.perf_counter()
+    make_filterbank(path, nchans=nchans, ntime=16, fch1=FCH1, foff=FOFF, tsamp=TSAMP, tones=tones, seed=log2n,
+                    source_name=f"synth_2e{log2n}", dc_spike=30.0)
+    print(f"wrote {path.name} ({path.stat().st_size / 2**20:.0f} MiB) in {time.perf_counter() - t:.1f} s",
+          flush=True)
+    return path
+
+
+def run(cmd: list[str]) -> tuple[dict, float]:
+    t = time.perf_counter()
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    if r.returncode:
+        raise RuntimeError(f"{cmd[:2]} failed:\n{r.stderr[-3000:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1]), wall
+
+
+def agree(ours: list[dict], theirs: list[dict], res: float, top: int = 10) -> str:
+    df = abs(FOFF)
+    t_top = sorted(theirs, key=lambda h: -h["snr"])[:top]
+    n = sum(
+        any(abs(o["frequency_mhz"] - t["frequency_mhz"]) <= 2 * df + 1e-9 and
+            abs(o["drift_rate"] - t["drift_rate"]) <= res * 1.0001 for o in ours)
+        for t in t_top
+    )
+    return f"{n}/{len(t_top)}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="20,24")
+    ap.add_argument("--max-drift", type=float, default=4.0)
+    ap.add_argument("--min-snr", type=float, default=10.0)
+    ap.add_argument("--skip-turboseti", action="store_true")
+    ap.add_argument("--skip-turboseti-large", action="store_true", help="no turboSETI on the 2^24 file")
+    args = ap.parse_args()
+    if not args.skip_turboseti:
+        ensure_turboseti()
+    # warm numba's on-disk cache so no run pays the compile
+    small = OUT / "warm.fil"
+    if not small.exists():
+        OUT.mkdir(parents=True, exist_ok=True)
+        make_filterbank(small, nchans=1 << 14, ntime=16)
+    run([sys.executable, str(ROOT / "bench" / "dedoppler_run_ours.py"), str(small), "4", "10"])
+    rows = []
+    for log2n in [int(s) for s in args.sizes.split(",")]:
+        path = make_file(log2n)
+        size_mb = path.stat().st_size / 2**20
+        ours, ours_wall = run([sys.executable, str(ROOT / "bench" / "dedoppler_run_ours.py"), str(path),
+                               str(args.max_drift), str(args.min_snr)])
+        res = ours["drift_rate_resolution"]
+        row = {"file": f"2^{log2n} × 16 ({size_mb:.0f} MiB)", "ours": ours, "ours_wall": ours_wall}
+        if not args.skip_turboseti and not (args.skip_turboseti_large and log2n > 20):
+            ts, ts_wall = run([str(TS_PY), str(ROOT / "bench" / "dedoppler_run_turboseti.py"), str(path),
+                               str(args.max_drift), str(args.min_snr), str(OUT / f"ts_{log2n}"),
+                               str(max(1, (1 << log2n) >> 20))])
+            row.update({"ts": ts, "ts_wall": ts_wall, "agree": agree(ours["hits"], ts["hits"], res)})
+        rows.append(row)
+        print(json.dumps({k: (v if k not in ("ours", "ts") else {kk: vv for kk, vv in v.items() if kk != "hits"})
+                          for k, v in row.items()}), flush=True)
+
+    print()
+    print("| file | ours search s | ours process s | ours peak MiB | turboSETI search s | turboSETI process s "
+          "| turboSETI peak MiB | speed-up (search) | hits ours / turboSETI | top-10 agree |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        o = r["ours"]
+        if "ts" in r:
+            t = r["ts"]
+            print(f"| {r['file']} | {o['search_seconds']:.2f} | {r['ours_wall']:.2f} | {o['peak_rss_mb']:.0f} | "
+                  f"{t['search_seconds']:.1f} | {r['ts_wall']:.1f} | {t['peak_rss_mb']:.0f} | "
+                  f"{t['search_seconds'] / o['search_seconds']:.0f}× | {len(o['hits'])} / {len(t['hits'])} | "
+                  f"{r['agree']} |")
+        else:
+            print(f"| {r['file']} | {o['search_seconds']:.2f} | {r['ours_wall']:.2f} | {o['peak_rss_mb']:.0f} | "
+                  f"– | – | – | – | {len(o['hits'])} / – | – |")
+    # our .dat through turboSETI's own reader
+    if not args.skip_turboseti and rows:
+        from actors.searcher.pipeline import search_file, write_exports
+
+        p = make_file(int(args.sizes.split(",")[0]))
+        paths = write_exports(search_file(p), p, OUT / "ours_exports")
+        code = ("import sys; from turbo_seti.find_event.find_event import read_dat; "
+                "df = read_dat(sys.argv[1]); print(len(df), list(df.columns)[:6])")
+        r = subprocess.run([str(TS_PY), "-c", code, str(paths["dat"])], capture_output=True, text=True)
+        print(f"\nour .dat read by turbo_seti.find_event.read_dat: {r.stdout.strip() or r.stderr[-500:]}")
+
+
+if __name__ == "__main__":
+    main()
