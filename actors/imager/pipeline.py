@@ -1,0 +1,384 @@
+"""End-to-end science of the calibrator and imager actors, as plain functions.
+
+* `solve_calibration(ms, calibrator, out_root)` -> `CalSetInfo`: flag, model the calibrator
+  (primary-beam attenuated), solve bandpass and gains with StEFCal (B, G, then B and G again with
+  each other's solution as prior), write a calibration set directory.
+* `calibrate_and_image(ms, calset_dirs, out_path, params)` -> `ImageResult`: pick and interpolate
+  calibration (raises `NoCalibrationError` when none is valid - before reading the data), flag,
+  apply, form Stokes I, Briggs-weight, grid with ducc0, Cotton-Schwab CLEAN, restore, write the
+  FITS image and its PNG thumbnail, count sources above 5 sigma.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numba
+import numpy as np
+import numpy.typing as npt
+
+from actors.calibrator.apply import NoCalibrationError, apply_gains, interpolate_calibration, select_calsets
+from actors.calibrator.caltables import mjd_to_iso, write_calset
+from actors.calibrator.flagging import flag_fraction, flag_rfi
+from actors.calibrator.model import (
+    PointSource,
+    drift_beam_gains,
+    itrf_to_geodetic,
+    source_model_vis,
+)
+from actors.calibrator.msio import CORR_NAMES, SECONDS_PER_DAY, VisData, read_ms
+from actors.calibrator.stefcal import choose_refant, solve_bandpass, solve_gains
+from actors.imager.clean import cotton_schwab
+from actors.imager.fitsimage import count_sources_above, make_header, write_fits, write_thumbnail
+from actors.imager.weighting import expected_image_noise, imaging_weights
+
+ARCSEC = np.pi / (180.0 * 3600.0)
+
+__all__ = [
+    "CalSetInfo",
+    "ImageResult",
+    "ImagingParams",
+    "NoCalibrationError",
+    "SolveParams",
+    "calibrate_and_image",
+    "solve_calibration",
+    "stokes_i",
+]
+
+
+@dataclass
+class ImagingParams:
+    imsize: int = 4800
+    cellsize_arcsec: float = 3.0
+    niter: int = 1000
+    robust: float | None = 0.0
+    threshold_sigma: float = 3.0
+    gain: float = 0.1
+    cycle_factor: float = 1.5
+    max_major: int = 3
+    psf_size: int | None = None  # default: imsize // 2
+    chan_avg: int = 1  # channels averaged before gridding
+    epsilon: float = 1e-4
+    nthreads: int = 2
+    flag: bool = True
+    flag_threshold: float = 6.0
+    datacolumn: str = "DATA"
+    max_sep_hours: float = 12.0
+    thumb_size: int = 512
+    do_wgridding: bool = True
+
+
+@dataclass
+class ImageResult:
+    path: str
+    thumb_path: str
+    mjd: float
+    noise_jy: float
+    beam: tuple[float, float, float]  # bmaj, bmin (arcsec), bpa (deg)
+    n_sources_5sigma: int
+    timings: dict[str, float]
+    calsets: list[str] = field(default_factory=list)
+    expected_noise_jy: float = float("nan")
+    peak_jy: float = float("nan")
+    flagged_fraction: float = 0.0
+    n_components: int = 0
+
+
+@dataclass
+class SolveParams:
+    flag: bool = True
+    flag_threshold: float = 6.0
+    beam: str = "drift"  # "drift" (transit: beam centre at LST, phase-centre dec), "fixed", "none"
+    refant: int | str | None = None  # index or name; default: the antenna with most data
+    solint: int = 1  # integrations per gain solution
+    rounds: int = 2  # B/G alternations
+    min_snr: float = 3.0
+    validity_hours: float = 12.0
+    datacolumn: str = "DATA"
+
+
+@dataclass
+class CalSetInfo:
+    path: str
+    cal_group_id: str
+    created_at: str
+    mjd_start: float
+    mjd_end: float
+    mjd_mid: float
+    num_targets: int
+    calibrator: str
+    timings: dict[str, float]
+    flagged_fraction: float
+    median_snr: float
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+
+def _timed(timings: dict[str, float], key: str, t0: float) -> float:
+    t = time.perf_counter()
+    timings[key] = timings.get(key, 0.0) + t - t0
+    return t
+
+
+def _ms_times(ms_path: str) -> npt.NDArray[np.float64]:
+    import casacore.tables as ct
+
+    with ct.table(ms_path, ack=False) as t:
+        return np.unique(t.getcol("TIME"))  # type: ignore[no-any-return]
+
+
+def solve_calibration(
+    ms_path: str | os.PathLike[str],
+    calibrator: PointSource | Sequence[PointSource],
+    out_root: str | os.PathLike[str],
+    params: SolveParams | None = None,
+    cal_group_id: str | None = None,
+    data: VisData | None = None,
+) -> CalSetInfo:
+    """Solve a calibration set from a calibrator group's MS and write it under `out_root`."""
+    p = params or SolveParams()
+    sources = [calibrator] if isinstance(calibrator, PointSource) else list(calibrator)
+    if not sources:
+        raise ValueError("no calibrator model given")
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    d = data if data is not None else read_ms(ms_path, p.datacolumn)
+    t0 = _timed(timings, "read", t0)
+    flags = flag_rfi(d.vis, d.flags, d.ant1, d.ant2, p.flag_threshold) if p.flag else d.flags
+    t0 = _timed(timings, "flag", t0)
+    beam = None
+    if p.beam != "none":
+        _, lon, _ = itrf_to_geodetic(d.antenna_positions)
+        beam = drift_beam_gains(
+            sources, d.mjd, d.freq, d.phase_dir[1], lon, d.dish_diameter,
+            pointing_ra=None if p.beam == "drift" else d.phase_dir[0],
+        )
+    model = source_model_vis(d.uvw, d.freq, sources, d.phase_dir, beam)
+    t0 = _timed(timings, "model", t0)
+    nant = d.nant
+    if isinstance(p.refant, str):
+        refant = d.antenna_names.index(p.refant)
+    elif p.refant is None:
+        refant = choose_refant(flags, d.ant1, d.ant2, nant)
+    else:
+        refant = int(p.refant)
+    kw: dict[str, Any] = {"min_snr": p.min_snr}
+    bp = solve_bandpass(d.vis, flags, model, d.ant1, d.ant2, nant, d.weight, refant, **kw)
+    g = solve_gains(d.vis, flags, model, d.ant1, d.ant2, nant, d.weight, bp.gains, p.solint, refant, **kw)
+    for _ in range(max(0, p.rounds - 1)):
+        tg = g.gains  # [ntb, nant, 1, npol]
+        if p.solint > 1:
+            tg = np.repeat(tg, p.solint, axis=0)[: d.ntime]
+        bp = solve_bandpass(d.vis, flags, model, d.ant1, d.ant2, nant, d.weight, refant, time_gains=tg, **kw)
+        g = solve_gains(d.vis, flags, model, d.ant1, d.ant2, nant, d.weight, bp.gains, p.solint, refant, **kw)
+    t0 = _timed(timings, "solve", t0)
+
+    ntb = g.gains.shape[0]
+    gtimes = np.array([d.time[k * p.solint : (k + 1) * p.solint].mean() for k in range(ntb)])
+    cid = cal_group_id or mjd_to_iso(float(d.mjd[0]))
+    pols = [CORR_NAMES.get(c, str(c)) for c in d.corr_types]
+    s0 = sources[0]
+    manifest = write_calset(
+        Path(out_root) / cid,
+        cal_group_id=cid,
+        calibrator={"name": s0.name, "ra_deg": s0.ra_deg, "dec_deg": s0.dec_deg, "flux_jy": s0.flux_jy,
+                    "n_components": len(sources), "beam_model": p.beam},
+        antenna_names=d.antenna_names,
+        antenna_positions=d.antenna_positions,
+        freq=d.freq,
+        bandpass=bp.gains[0],
+        bandpass_flags=bp.flags[0],
+        bandpass_snr=bp.snr[0],
+        bandpass_err=bp.err[0],
+        gain_times=gtimes,
+        gains=g.gains[:, :, 0, :],
+        gain_flags=g.flags[:, :, 0, :],
+        gain_snr=g.snr[:, :, 0, :],
+        gain_err=g.err[:, :, 0, :],
+        refant=refant,
+        interval=d.interval * p.solint,
+        pols=pols,
+        source_ms=os.fspath(ms_path),
+        field_dir=d.phase_dir,
+        validity_hours=p.validity_hours,
+        chan_width=d.chan_width,
+        extra={"data_flagged_fraction": flag_fraction(flags, d.ant1, d.ant2)},
+    )
+    _timed(timings, "write", t0)
+    good = ~bp.flags
+    return CalSetInfo(
+        path=os.fspath(Path(out_root) / cid),
+        cal_group_id=cid,
+        created_at=manifest["created_at"],
+        mjd_start=manifest["mjd_start"],
+        mjd_end=manifest["mjd_end"],
+        mjd_mid=manifest["mjd_mid"],
+        num_targets=manifest["num_targets"],
+        calibrator=s0.name,
+        timings=timings,
+        flagged_fraction=manifest["data_flagged_fraction"],
+        median_snr=float(np.median(bp.snr[good])) if good.any() else 0.0,
+        manifest=manifest,
+    )
+
+
+@numba.njit(parallel=True, cache=True)
+def _stokes_i_kernel(
+    vis: npt.NDArray[np.complex64],
+    flags: npt.NDArray[np.bool_],
+    weight: npt.NDArray[np.float32],
+    bls: npt.NDArray[np.int64],
+    pols: npt.NDArray[np.int64],
+    avg: int,
+    out_vis: npt.NDArray[np.complex64],
+    out_wgt: npt.NDArray[np.float32],
+) -> None:  # pragma: no cover - compiled
+    ntime = vis.shape[0]
+    nchan = vis.shape[2]
+    nb = bls.shape[0]
+    nco = out_vis.shape[1]
+    for r in numba.prange(ntime * nb):
+        t = r // nb
+        b = bls[r % nb]
+        for co in range(nco):
+            sre = 0.0
+            sim = 0.0
+            sw = 0.0
+            for c in range(co * avg, min(nchan, (co + 1) * avg)):
+                for k in range(pols.shape[0]):
+                    p = pols[k]
+                    if flags[t, b, c, p]:
+                        continue
+                    w = weight[t, b, p]
+                    if not w > 0:
+                        continue
+                    v = vis[t, b, c, p]
+                    if not (np.isfinite(v.real) and np.isfinite(v.imag)):
+                        continue
+                    sre += w * v.real
+                    sim += w * v.imag
+                    sw += w
+            if sw > 0:
+                out_vis[r, co] = np.complex64(complex(sre / sw, sim / sw))
+                out_wgt[r, co] = sw
+            else:
+                out_vis[r, co] = 0
+                out_wgt[r, co] = 0
+
+
+def stokes_i(
+    data: VisData, chan_avg: int = 1
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.complex64], npt.NDArray[np.float32]]:
+    """(uvw [nrow, 3], freq [nchan'], vis [nrow, nchan'], natural weight [nrow, nchan']) of Stokes I.
+
+    Rows are (time, cross-correlation baseline); parallel hands are combined with their weights
+    (I = (XX + YY) / 2 for equal weights, weight w_XX + w_YY = 1 / var(I)); `chan_avg` channels are
+    averaged with weights.  Flagged samples get weight 0.
+    """
+    avg = max(1, int(chan_avg))
+    bls = np.nonzero(data.ant1 != data.ant2)[0].astype(np.int64)
+    pols = np.array(data.parallel_hand_indices(), np.int64)
+    nco = -(-data.nchan // avg)
+    nrow = data.ntime * bls.size
+    out_vis = np.empty((nrow, nco), np.complex64)
+    out_wgt = np.empty((nrow, nco), np.float32)
+    _stokes_i_kernel(data.vis, data.flags, data.weight, bls, pols, avg, out_vis, out_wgt)
+    freq = np.array([data.freq[k * avg : (k + 1) * avg].mean() for k in range(nco)])
+    uvw = np.ascontiguousarray(data.uvw[:, bls].reshape(nrow, 3))
+    return uvw, freq, out_vis, out_wgt
+
+
+def calibrate_and_image(
+    ms_path: str | os.PathLike[str],
+    calset_dirs: Sequence[str | os.PathLike[str]] | None,
+    out_path: str | os.PathLike[str],
+    params: ImagingParams | None = None,
+    *,
+    apply_calibration: bool = True,
+    data: VisData | None = None,
+) -> ImageResult:
+    """Calibrate, image and CLEAN one MS into the FITS file `out_path` (thumbnail beside it, .png).
+
+    `apply_calibration=False` images the data as they are (for comparisons); it must be asked for
+    explicitly - with it True, a missing calibration raises `NoCalibrationError`.
+    """
+    p = params or ImagingParams()
+    ms = os.fspath(ms_path)
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    chosen: list[Path] = []
+    if apply_calibration:
+        times = data.time if data is not None else _ms_times(ms)
+        mjd_mid = float(np.mean(times)) / SECONDS_PER_DAY
+        chosen = select_calsets(calset_dirs or [], mjd_mid, p.max_sep_hours)
+    t0 = _timed(timings, "select", t0)
+    d = data if data is not None else read_ms(ms, p.datacolumn)
+    t0 = _timed(timings, "read", t0)
+    if p.flag:
+        d.flags = flag_rfi(d.vis, d.flags, d.ant1, d.ant2, p.flag_threshold)
+    t0 = _timed(timings, "flag", t0)
+    if apply_calibration:
+        pols = [CORR_NAMES.get(c, "XX") for c in d.corr_types]
+        g, gf = interpolate_calibration(chosen, d.time, d.antenna_names, d.freq, pols)
+        apply_gains(d.vis, d.flags, g, gf, d.ant1, d.ant2, d.corr_types)
+        del g, gf
+    t0 = _timed(timings, "calibrate", t0)
+    fflag = flag_fraction(d.flags, d.ant1, d.ant2)
+    uvw, freq, vis, wnat = stokes_i(d, p.chan_avg)
+    phase_dir, telescope, field_name = d.phase_dir, d.telescope, d.field_name
+    mjd = float(np.mean(d.mjd))
+    bandwidth = float(d.freq.max() - d.freq.min() + (d.chan_width or 0.0))
+    freq_c = float(np.mean(d.freq))
+    if data is None:
+        del d  # free the visibility cube before imaging
+    t0 = _timed(timings, "stokes_i", t0)
+    cell = p.cellsize_arcsec * ARCSEC
+    wimg = imaging_weights(uvw, freq, wnat, p.imsize, cell, p.robust)
+    enoise = expected_image_noise(wimg, wnat)
+    del wnat
+    t0 = _timed(timings, "weights", t0)
+    res = cotton_schwab(
+        uvw, freq, vis, wimg, p.imsize, cell, niter=p.niter, gain=p.gain, threshold_sigma=p.threshold_sigma,
+        cycle_factor=p.cycle_factor, max_major=p.max_major,
+        psf_size=p.psf_size if p.psf_size is not None else max(64, p.imsize // 2),
+        epsilon=p.epsilon, nthreads=p.nthreads, do_wgridding=p.do_wgridding,
+    )
+    del vis, wimg, uvw
+    for k, v in res.timings.items():
+        timings[f"clean_{k}"] = v
+    t0 = time.perf_counter()
+    n5 = count_sources_above(res.restored, res.noise, 5.0)
+    hdr = make_header(
+        p.imsize, cell, phase_dir, freq_c, bandwidth, mjd, res.beam, res.noise,
+        telescope=telescope, object_name=field_name,
+        extra={
+            "THNOISE": (enoise, "thermal noise expected from the weights, Jy/beam"),
+            "ROBUST": (p.robust if p.robust is not None else 99.0, "Briggs robust (99 = natural)"),
+            "NITER": (res.n_components, "CLEAN components"),
+            "NMAJOR": (res.n_major, "major cycles"),
+            "CALIB": (bool(apply_calibration), "calibration applied"),
+            "CALSETS": ",".join(c.name for c in chosen)[:68],
+            "NSRC5": (n5, "islands above 5 sigma"),
+        },
+    )
+    out = write_fits(out_path, res.restored, hdr)
+    thumb = write_thumbnail(out.with_suffix(".png"), res.restored, p.thumb_size)
+    _timed(timings, "write", t0)
+    return ImageResult(
+        path=os.fspath(out),
+        thumb_path=os.fspath(thumb),
+        mjd=mjd,
+        noise_jy=res.noise,
+        beam=res.beam.arcsec,
+        n_sources_5sigma=n5,
+        timings=timings,
+        calsets=[os.fspath(c) for c in chosen],
+        expected_noise_jy=enoise,
+        peak_jy=float(np.max(res.restored)),
+        flagged_fraction=fflag,
+        n_components=res.n_components,
+    )
