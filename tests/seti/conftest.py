@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 import aiohttp
 import numpy as np
 import pytest
+from multidict import CIMultiDict
 
 from actors.quota_keeper import commands, keys
 from actors.quota_keeper.actor import QuotaKeeperActor
@@ -36,7 +37,7 @@ from web.storage import ObjectStorage, open_storage
 class Reply:
     status: int
     body: Any
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: CIMultiDict[str] = field(default_factory=CIMultiDict)
 
 
 @dataclass
@@ -94,7 +95,7 @@ class Stack:
             raw = await r.read()
             ctype = r.headers.get("Content-Type", "")
             body: Any = json.loads(raw) if "json" in ctype and raw else raw
-            return Reply(r.status, body, dict(r.headers))
+            return Reply(r.status, body, CIMultiDict(r.headers))
 
     async def upload(self, user: User, name: str = "obs.fil", payload: bytes | None = None) -> str:
         """Upload a small file with a single PUT; return its file_key."""

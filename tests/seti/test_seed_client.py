@@ -76,7 +76,9 @@ async def check_run(stack: Stack, user: User, workdir: Path, output: str, multip
     assert job.body["status"] == "complete"
     key = (await stack.edge.store.fetchone("SELECT file_key FROM seti_jobs WHERE job_id=?", (jid,)))["file_key"]
     stored = await stack.storage.get_bytes(key)
-    assert stored is not None and hashlib.md5(stored, usedforsecurity=False).hexdigest() == md5(workdir / "observation.fil")
+    assert stored is not None and hashlib.md5(stored, usedforsecurity=False).hexdigest() == md5(
+        workdir / "observation.fil"
+    )
     assert job.body["file_size"] == (workdir / "observation.fil").stat().st_size
 
 
