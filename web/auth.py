@@ -19,7 +19,6 @@ from actors.quota_keeper import keys
 from web.errors import ApiError
 
 HEADER = "x-api-key"
-_PRINCIPAL = "seti.principal"
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +32,9 @@ class Principal:
     @property
     def is_operator(self) -> bool:
         return self.role == "operator"
+
+
+_PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("seti.principal", Principal)
 
 
 def _forbidden(message: str, code: str) -> ApiError:

@@ -69,7 +69,9 @@ class QuotaKeeperActor(Actor):
             "set_tier": (commands.SetTier, self.set_tier),
         }
         for verb, (payload_type, handler) in handlers.items():
-            sub = await serve(self.bus.nc, commands.subject(verb), commands.QUEUE, payload_type, _ledger_errors(handler))
+            sub = await serve(
+                self.bus.nc, commands.subject(verb), commands.QUEUE, payload_type, _ledger_errors(handler)
+            )
             self._subs.append(sub)
         self.spawn(self._retention_loop(), "retention")
 
@@ -119,7 +121,9 @@ class QuotaKeeperActor(Actor):
         except Exception as exc:
             await self.ledger.unadmit(job_id)
             self.log.error("job submission failed; admission undone", job_id=job_id, error=repr(exc))
-            raise CommandError(500, "pipeline failed to start; the job was not counted", "PIPELINE_START_FAILED") from None
+            raise CommandError(
+                500, "pipeline failed to start; the job was not counted", "PIPELINE_START_FAILED"
+            ) from None
         self.log.info("job admitted", job_id=job_id, user_id=cmd.user_id, file_size=size)
         return {"job_id": job_id, "created_at": now, "file_size": size, "seq": seq}
 

@@ -274,16 +274,17 @@ class Ledger:
 
     async def mark_pruned(self, job_ids: list[str]) -> None:
         async with self._tx() as db:
-            await db.executemany(
-                "UPDATE jobs SET pruned=1, exports_removed=1 WHERE job_id=?", [(j,) for j in job_ids]
-            )
+            await db.executemany("UPDATE jobs SET pruned=1, exports_removed=1 WHERE job_id=?", [(j,) for j in job_ids])
 
     async def expired_results(self, now: int, retention_days: dict[str, int]) -> list[FinishedJob]:
         """Finished jobs whose result files are older than their owner's tier keeps them."""
-        async with self._lock, self.db.execute(
-            "SELECT j.job_id, j.user_id, j.exports, j.finished_at, u.tier FROM jobs j JOIN users u USING (user_id) "
-            "WHERE j.state!='running' AND j.exports_removed=0 AND j.exports!='{}'"
-        ) as cur:
+        async with (
+            self._lock,
+            self.db.execute(
+                "SELECT j.job_id, j.user_id, j.exports, j.finished_at, u.tier FROM jobs j JOIN users u USING (user_id) "
+                "WHERE j.state!='running' AND j.exports_removed=0 AND j.exports!='{}'"
+            ) as cur,
+        ):
             rows = await cur.fetchall()
         out = []
         for job_id, user_id, exports, finished_at, tier in rows:

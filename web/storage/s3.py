@@ -108,7 +108,9 @@ class S3Storage:
                 raise StorageError(400, f"ETag of part {number} does not match the uploaded part", "ETAG_MISMATCH")
         total = sum(uploaded[n][1] for n, _ in ordered)
         if total > meta.max_bytes:
-            raise StorageError(413, f"the parts add up to {total} bytes, over the limit of {meta.max_bytes}", "TOO_LARGE")
+            raise StorageError(
+                413, f"the parts add up to {total} bytes, over the limit of {meta.max_bytes}", "TOO_LARGE"
+            )
         try:
             await self._call(
                 "complete_multipart_upload",
