@@ -12,7 +12,8 @@ residual is scaled by its MAD-based sigma, and then
 2. a time or a channel whose fraction of flags over all baselines exceeds `broadband_fraction` is
    flagged on every baseline (a "SIR"-like extension).
 
-Existing flags are kept and never cleared.  Autocorrelations are left as they are.
+Existing flags are kept and never cleared.  Autocorrelations are left as they are.  By default the
+polarisations are combined (mean amplitude) for detection and flagged together.
 """
 
 from __future__ import annotations
@@ -26,21 +27,24 @@ MAD_TO_SIGMA = 1.482602218505602
 
 @numba.njit(cache=True)
 def _sumthreshold_1d(
-    x: npt.NDArray[np.float64], flags: npt.NDArray[np.bool_], window: int, thr: float
+    x: npt.NDArray[np.float64], flags: npt.NDArray[np.bool_], window: int, thr: float, new: npt.NDArray[np.bool_]
 ) -> None:  # pragma: no cover - compiled
-    """One SumThreshold pass along a 1-D series (|x| in sigma units); updates `flags` in place."""
+    """One SumThreshold pass along a 1-D series (sigma units); updates `flags` in place.
+
+    `x` and `flags` may be strided views; `new` is a scratch buffer at least as long.
+    """
     n = x.shape[0]
     if window > n:
         return
-    new = np.zeros(n, np.bool_)
+    for i in range(n):
+        new[i] = False
     s = 0.0
-    cnt = 0
     for i in range(window):
         if flags[i]:
             s += thr if x[i] > 0 else -thr
         else:
             s += x[i]
-        cnt += 1
+    last = -1
     for start in range(n - window + 1):
         if start > 0:
             i_out = start - 1
@@ -48,11 +52,31 @@ def _sumthreshold_1d(
             s -= (thr if x[i_out] > 0 else -thr) if flags[i_out] else x[i_out]
             s += (thr if x[i_in] > 0 else -thr) if flags[i_in] else x[i_in]
         if abs(s) > thr * window:
-            for k in range(start, start + window):
+            for k in range(max(start, last + 1), start + window):
                 new[k] = True
+            last = start + window - 1
     for i in range(n):
         if new[i]:
             flags[i] = True
+
+
+@numba.njit(cache=True)
+def _median(buf: npt.NDArray[np.float64], k: int) -> float:  # pragma: no cover - compiled
+    """Median of buf[:k] (reorders it); insertion sort for short series."""
+    if k == 0:
+        return 0.0
+    if k > 48:
+        return float(np.median(buf[:k]))
+    for i in range(1, k):
+        v = buf[i]
+        j = i - 1
+        while j >= 0 and buf[j] > v:
+            buf[j + 1] = buf[j]
+            j -= 1
+        buf[j + 1] = v
+    if k % 2 == 1:
+        return float(buf[k // 2])
+    return 0.5 * float(buf[k // 2 - 1] + buf[k // 2])
 
 
 @numba.njit(parallel=True, cache=True)
@@ -65,25 +89,34 @@ def _flag_planes(
     rho: float,
     max_window: int,
     half_window: int,
+    combine: bool,
     out: npt.NDArray[np.bool_],
 ) -> None:  # pragma: no cover - compiled
     ntime, nbl, nchan, npol = vis.shape
-    for job in numba.prange(nbl * npol):
-        b = job // npol
-        p = job % npol
+    npp = 1 if combine else npol
+    for job in numba.prange(nbl * npp):
+        b = job // npp
+        p = job % npp
+        p0, p1 = (0, npol) if combine else (p, p + 1)
         if ant1[b] == ant2[b]:
             for t in range(ntime):
                 for c in range(nchan):
-                    out[t, b, c, p] = flags[t, b, c, p]
+                    for q in range(p0, p1):
+                        out[t, b, c, q] = flags[t, b, c, q]
             continue
         amp = np.empty((ntime, nchan))
         fl = np.zeros((ntime, nchan), np.bool_)
         nflag = 0
         for t in range(ntime):
             for c in range(nchan):
-                v = vis[t, b, c, p]
-                a = np.sqrt(v.real * v.real + v.imag * v.imag)
-                f = flags[t, b, c, p] or not np.isfinite(a)
+                a = 0.0
+                f = False
+                for q in range(p0, p1):
+                    v = vis[t, b, c, q]
+                    a += np.sqrt(v.real * v.real + v.imag * v.imag)
+                    f = f or flags[t, b, c, q]
+                a /= p1 - p0
+                f = f or not np.isfinite(a)
                 fl[t, c] = f
                 amp[t, c] = a if np.isfinite(a) else 0.0
                 if f:
@@ -91,7 +124,8 @@ def _flag_planes(
         if nflag >= ntime * nchan - 2:
             for t in range(ntime):
                 for c in range(nchan):
-                    out[t, b, c, p] = True
+                    for q in range(p0, p1):
+                        out[t, b, c, q] = True
             continue
         # background: the per-channel median over time, smoothed by a running median along
         # frequency (so persistent narrow-band RFI stands out), then the per-time median
@@ -104,14 +138,14 @@ def _flag_planes(
                 if not fl[t, c]:
                     buf[k] = amp[t, c]
                     k += 1
-            spec[c] = np.median(buf[:k]) if k > 0 else np.nan
+            spec[c] = _median(buf, k) if k > 0 else np.nan
         for c in range(nchan):
             k = 0
             for cc in range(max(0, c - half_window), min(nchan, c + half_window + 1)):
                 if np.isfinite(spec[cc]):
                     buf[k] = spec[cc]
                     k += 1
-            med = np.median(buf[:k]) if k > 0 else 0.0
+            med = _median(buf, k)
             for t in range(ntime):
                 res[t, c] = amp[t, c] - med
         if nchan >= 3:
@@ -121,17 +155,19 @@ def _flag_planes(
                     if not fl[t, c]:
                         buf[k] = res[t, c]
                         k += 1
-                med = np.median(buf[:k]) if k > 0 else 0.0
+                med = _median(buf, k)
                 for c in range(nchan):
                     res[t, c] -= med
         # robust sigma of the residual
         allr = np.empty(ntime * nchan)
         k = 0
-        for t in range(ntime):
-            for c in range(nchan):
-                if not fl[t, c]:
-                    allr[k] = res[t, c]
-                    k += 1
+        step = max(1, (ntime * nchan) // 4099)  # a regular subsample is enough for the MAD
+        for i in range(0, ntime * nchan, step):
+            t = i // nchan
+            c = i % nchan
+            if not fl[t, c]:
+                allr[k] = res[t, c]
+                k += 1
         med = np.median(allr[:k])
         for i in range(k):
             allr[i] = abs(allr[i] - med)
@@ -144,26 +180,20 @@ def _flag_planes(
         # SumThreshold along frequency and time with growing windows
         window = 1
         thr = chi1
+        scratch = np.empty(max(ntime, nchan), np.bool_)
         while window <= max_window:
             if window <= nchan:
                 for t in range(ntime):
-                    row = res[t, :].copy()
-                    frow = fl[t, :].copy()
-                    _sumthreshold_1d(row, frow, window, thr)
-                    for c in range(nchan):
-                        fl[t, c] = frow[c]
+                    _sumthreshold_1d(res[t, :], fl[t, :], window, thr, scratch)
             if window <= ntime:
                 for c in range(nchan):
-                    col = res[:, c].copy()
-                    fcol = fl[:, c].copy()
-                    _sumthreshold_1d(col, fcol, window, thr)
-                    for t in range(ntime):
-                        fl[t, c] = fcol[t]
+                    _sumthreshold_1d(res[:, c], fl[:, c], window, thr, scratch)
             window *= 2
             thr /= rho
         for t in range(ntime):
             for c in range(nchan):
-                out[t, b, c, p] = fl[t, c]
+                for q in range(p0, p1):
+                    out[t, b, c, q] = fl[t, c] or flags[t, b, c, q]
 
 
 def flag_rfi(
@@ -176,11 +206,14 @@ def flag_rfi(
     max_window: int = 32,
     broadband_fraction: float = 0.5,
     smooth_channels: int = 9,
+    combine_pols: bool = True,
 ) -> npt.NDArray[np.bool_]:
     """Return new flags (existing flags OR RFI flags) for vis[ntime, nbl, nchan, npol].
 
     `threshold` is chi_1, the single-sample threshold in robust sigmas; `smooth_channels` the width
-    of the running median that models the spectral shape.
+    of the running median that models the spectral shape.  With `combine_pols` the detection runs
+    on the mean amplitude of all polarisations and flags all of them (half the work, and RFI is
+    rarely polarised); otherwise each polarisation is flagged on its own.
     """
     if vis.ndim != 4 or vis.shape != flags.shape:
         raise ValueError(f"vis {vis.shape} and flags {flags.shape} must both be [ntime, nbl, nchan, npol]")
@@ -194,6 +227,7 @@ def flag_rfi(
         float(rho),
         int(max_window),
         int(smooth_channels) // 2,
+        bool(combine_pols),
         out,
     )
     cross = np.asarray(ant1) != np.asarray(ant2)

@@ -81,7 +81,7 @@ def make_header(
     h["TIMESYS"] = "UTC"
     h["TELESCOP"] = telescope
     h["INSTRUME"] = telescope
-    h["NOISE"] = (float(noise_jy), "robust residual noise (1.4826 MAD), Jy/beam")
+    h["NOISE"] = (float(noise_jy), "robust residual noise (MAD), Jy/beam")
     h["ORIGIN"] = "observatory-platform actors.imager"
     h["DATE"] = Time.now().isot[:19]
     for k, v in (extra or {}).items():

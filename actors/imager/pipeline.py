@@ -356,8 +356,8 @@ def calibrate_and_image(
         p.imsize, cell, phase_dir, freq_c, bandwidth, mjd, res.beam, res.noise,
         telescope=telescope, object_name=field_name,
         extra={
-            "THNOISE": (enoise, "thermal noise expected from the weights, Jy/beam"),
-            "ROBUST": (p.robust if p.robust is not None else 99.0, "Briggs robust (99 = natural)"),
+            "THNOISE": (enoise, "expected thermal noise, Jy/beam"),
+            "ROBUST": (p.robust if p.robust is not None else 99.0, "Briggs robust, 99 = natural"),
             "NITER": (res.n_components, "CLEAN components"),
             "NMAJOR": (res.n_major, "major cycles"),
             "CALIB": (bool(apply_calibration), "calibration applied"),

@@ -1,0 +1,242 @@
+"""Benchmark: a full-size DSA-110 group from its Measurement Set to a calibrated, CLEANed FITS image.
+
+96 antennas (47 E-W core, 35 N-S core, 14 outriggers from the published station coordinates),
+4656 baselines with autocorrelations, 768 channels (1311.25-1498.75 MHz), 24 integrations of
+12.884902 s, XX and YY.  The sky: a 20 Jy calibrator near the phase centre and 30 field sources,
+all attenuated by the drift-scan Airy primary beam; per-antenna bandpasses and gains; thermal noise
+from SEFD 6500 Jy; a few channels and one integration of RFI.
+
+Phases, each in a fresh process so that peak memory is per phase:
+
+    generate   write the MS (not timed against the goal)
+    solve      calibrator actor: read, flag, model, StEFCal B/G, write the calibration set
+    image      imager actor: read, flag, apply the set, Stokes I, Briggs weights, ducc0 gridding,
+               Cotton-Schwab CLEAN, restore, FITS + PNG   <- the goal: <= 60 s on 2 cores
+
+    .venv/bin/python bench/bench_image.py [--workdir DIR] [--chan-avg 4] [--max-major 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+STATIONS = ROOT.parent / "shared" / "data" / "DSA110_Station_Coordinates.csv"
+MJD0 = 60600.25
+DEC0_DEG = 33.0
+SEFD = 6500.0
+CHAN_WIDTH = 244140.625
+INTEGRATION = 12.884902
+
+
+def dsa110_enu() -> tuple[np.ndarray, list[str]]:
+    """ENU (m) of 96 active stations: 47 E-W, 35 N-S, 14 outriggers."""
+    rows = []
+    with open(STATIONS) as fh:
+        for r in csv.reader(fh):
+            if len(r) > 3 and r[1].startswith("DSA-") and r[2].strip() and r[3].strip():
+                elev = float(r[4]) if r[4].strip() else float("nan")
+                rows.append((r[1], float(r[2]), float(r[3]), elev))
+    lat = np.array([r[1] for r in rows])
+    lon = np.array([r[2] for r in rows])
+    el = np.array([r[3] for r in rows])
+    el = np.where(np.isfinite(el), el, np.nanmean(el))
+    ew_lat = np.bincount(np.unique(lat, return_inverse=True)[1]).argmax()
+    ew = np.nonzero(lat == np.unique(lat)[ew_lat])[0]
+    ns_lon = np.bincount(np.unique(lon, return_inverse=True)[1]).argmax()
+    ns = np.nonzero((lon == np.unique(lon)[ns_lon]) & (lat != np.unique(lat)[ew_lat]))[0]
+    out = np.setdiff1d(np.arange(len(rows)), np.concatenate([ew, ns]))
+    sel = np.concatenate([ew[:47], ns[:35], out[:14]])
+    lat0, lon0, h0 = lat[sel].mean(), lon[sel].mean(), el[sel].mean()
+    r_earth = 6371000.0
+    e = np.deg2rad(lon[sel] - lon0) * np.cos(np.deg2rad(lat0)) * r_earth
+    n = np.deg2rad(lat[sel] - lat0) * r_earth
+    u = el[sel] - h0
+    return np.stack([e, n, u], axis=1), [rows[i][0] for i in sel]
+
+
+def generate(ms: Path) -> dict[str, float]:
+    ms.parent.mkdir(parents=True, exist_ok=True)
+    from actors.calibrator.model import PointSource, drift_beam_gains, point_source_vis, radec_to_lmn
+    from actors.calibrator.msio import SECONDS_PER_DAY, VisData, write_ms
+    from actors.calibrator.synthetic import (
+        SIDEREAL_RATE,
+        enu_to_itrf,
+        enu_uvw,
+        offset_source,
+        random_gains,
+        thermal_sigma,
+        transit_phase_centre,
+    )
+
+    t0 = time.perf_counter()
+    enu, names = dsa110_enu()
+    nant, ntime, nchan, npol = len(names), 24, 768, 2
+    a1, a2 = np.triu_indices(nant, 0)
+    ant1, ant2 = a1.astype(np.int32), a2.astype(np.int32)
+    nbl = ant1.size
+    t_sec = MJD0 * SECONDS_PER_DAY + (np.arange(ntime) - (ntime - 1) / 2) * INTEGRATION
+    ra0, dec0 = transit_phase_centre(MJD0, DEC0_DEG)
+    uvw = enu_uvw(enu, ant1, ant2, (t_sec - t_sec.mean()) * SIDEREAL_RATE, dec0)
+    freq = 1498.75e6 - CHAN_WIDTH / 2 - np.arange(nchan)[::-1] * CHAN_WIDTH  # ascending
+    rng = np.random.default_rng(42)
+    sources: list[PointSource] = [offset_source("CAL", ra0, dec0, 400.0, -250.0, 20.0)]
+    for k in range(30):
+        r = 5400.0 * np.sqrt(rng.uniform(0.0, 1.0))  # within 1.5 deg
+        th = rng.uniform(0, 2 * np.pi)
+        flux = float(10 ** rng.uniform(np.log10(0.05), np.log10(2.0)))
+        sources.append(offset_source(f"S{k:02d}", ra0, dec0, r * np.cos(th), r * np.sin(th), flux))
+    beam = drift_beam_gains(sources, t_sec / SECONDS_PER_DAY, freq, dec0, dish_diameter=4.65)
+    lmn = radec_to_lmn(np.deg2rad([s.ra_deg for s in sources]), np.deg2rad([s.dec_deg for s in sources]), ra0, dec0)
+    flux = np.stack([s.flux(freq) for s in sources])[:, None, :] * beam  # [nsrc, nt, nchan]
+    bp, tg = random_gains(nant, nchan, ntime, npol, seed=7)
+    sigma = thermal_sigma(SEFD, CHAN_WIDTH, INTEGRATION)
+    vis = np.empty((ntime, nbl, nchan, npol), np.complex64)
+    autos = ant1 == ant2
+    for t in range(ntime):
+        m = point_source_vis(uvw[t : t + 1], freq, lmn, flux[:, t : t + 1, :])[0, :, :, 0]  # [nbl, nchan]
+        g = bp * tg[t][:, None, :]  # [nant, nchan, npol]
+        v = m[:, :, None] * g[ant1] * np.conj(g[ant2])
+        noise = rng.standard_normal((nbl, nchan, npol, 2), dtype=np.float32) * np.float32(sigma)
+        v += noise[..., 0] + 1j * noise[..., 1]
+        v[autos] = (np.abs(g[ant1[autos]]) ** 2 * SEFD).astype(np.complex64)
+        vis[t] = v
+    # RFI: three persistent channels on all baselines, one broadband burst
+    for c in (100, 101, 505):
+        vis[:, ~autos, c, :] += 40.0 * np.exp(1j * rng.uniform(0, 2 * np.pi, (ntime, (~autos).sum(), 1)))
+    vis[17, ~autos, 300:340, :] += 15.0
+    data = VisData(
+        vis=vis, flags=np.zeros(vis.shape, bool),
+        weight=np.full((ntime, nbl, npol), 1.0 / sigma**2, np.float32),
+        uvw=uvw, ant1=ant1, ant2=ant2, time=t_sec, freq=freq, corr_types=[9, 12], phase_dir=(ra0, dec0),
+        antenna_names=names, antenna_positions=enu_to_itrf(enu), interval=INTEGRATION, chan_width=CHAN_WIDTH,
+        field_name="drift_dec+33",
+    )
+    t1 = time.perf_counter()
+    write_ms(ms, data)
+    (ms.parent / "sky.json").write_text(json.dumps(
+        [{"name": s.name, "ra_deg": s.ra_deg, "dec_deg": s.dec_deg, "flux_jy": s.flux_jy,
+          "beam_mid": float(beam[k, ntime // 2, nchan // 2])} for k, s in enumerate(sources)]
+    ))
+    return {"simulate": t1 - t0, "write_ms": time.perf_counter() - t1, "sigma": sigma}
+
+
+def phase_solve(ms: Path, calsets: Path) -> dict[str, float]:
+    from actors.calibrator.model import PointSource
+    from actors.imager.pipeline import SolveParams, solve_calibration
+
+    sky = json.loads((ms.parent / "sky.json").read_text())
+    c = sky[0]
+    cal = PointSource(c["name"], c["ra_deg"], c["dec_deg"], c["flux_jy"])
+    t0 = time.perf_counter()
+    info = solve_calibration(ms, cal, calsets, SolveParams(beam="drift"))
+    out = {f"solve.{k}": v for k, v in info.timings.items()}
+    out["solve.total"] = time.perf_counter() - t0
+    out["num_targets"] = info.num_targets
+    out["median_snr"] = info.median_snr
+    out["flagged_fraction"] = info.flagged_fraction
+    return out
+
+
+def phase_image(ms: Path, calsets: Path, fits_path: Path, args: argparse.Namespace) -> dict[str, float]:
+    from actors.imager.pipeline import ImagingParams, calibrate_and_image
+
+    params = ImagingParams(
+        imsize=4800, cellsize_arcsec=3.0, niter=args.niter, robust=0.0, threshold_sigma=3.0,
+        max_major=args.max_major, chan_avg=args.chan_avg, nthreads=2, epsilon=args.epsilon,
+        psf_size=2400,
+    )
+    t0 = time.perf_counter()
+    res = calibrate_and_image(ms, [calsets], fits_path, params)
+    out = {f"image.{k}": v for k, v in res.timings.items()}
+    out["image.total"] = time.perf_counter() - t0
+    out["noise_jy"] = res.noise_jy
+    out["expected_noise_jy"] = res.expected_noise_jy
+    out["n_sources_5sigma"] = res.n_sources_5sigma
+    out["n_components"] = res.n_components
+    out["bmaj_arcsec"], out["bmin_arcsec"], out["bpa_deg"] = res.beam
+    out["peak_jy"] = res.peak_jy
+    return out
+
+
+def run_phase(name: str, args: argparse.Namespace) -> dict[str, float]:
+    cmd = [sys.executable, __file__, "--phase", name, "--workdir", str(args.workdir), "--chan-avg",
+           str(args.chan_avg), "--max-major", str(args.max_major), "--niter", str(args.niter),
+           "--epsilon", str(args.epsilon)]
+    p = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if p.returncode != 0:
+        sys.stderr.write(p.stdout + p.stderr)
+        raise SystemExit(f"phase {name} failed")
+    return json.loads(p.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--workdir", type=Path, default=ROOT / "var" / "bench_image")
+    ap.add_argument("--phase", choices=["generate", "solve", "image"], default=None)
+    ap.add_argument("--chan-avg", type=int, default=4)
+    ap.add_argument("--max-major", type=int, default=2)
+    ap.add_argument("--niter", type=int, default=2000)
+    ap.add_argument("--epsilon", type=float, default=1e-4)
+    ap.add_argument("--regenerate", action="store_true")
+    args = ap.parse_args()
+    wd: Path = args.workdir
+    ms, calsets, fits_path = wd / "group.ms", wd / "calsets", wd / "image.fits"
+
+    if args.phase is not None:
+        if args.phase == "generate":
+            out = generate(ms)
+        elif args.phase == "solve":
+            out = phase_solve(ms, calsets)
+        else:
+            out = phase_image(ms, calsets, fits_path, args)
+        out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps(out))
+        return
+
+    wd.mkdir(parents=True, exist_ok=True)
+    if args.regenerate or not (ms / "table.dat").exists():
+        import shutil
+
+        shutil.rmtree(ms, ignore_errors=True)
+        gen = run_phase("generate", args)
+        print(f"generated {ms} in {gen['simulate'] + gen['write_ms']:.1f} s (sigma {gen['sigma']:.2f} Jy)")
+    import shutil
+
+    shutil.rmtree(calsets, ignore_errors=True)
+    solve = run_phase("solve", args)
+    image = run_phase("image", args)
+
+    print("\n| step | seconds |\n|---|---:|")
+    for k, v in solve.items():
+        if k.startswith("solve."):
+            print(f"| {k} | {v:.2f} |")
+    for k, v in image.items():
+        if k.startswith("image."):
+            print(f"| {k} | {v:.2f} |")
+    print(f"\n| figure | value |\n|---|---:|\n| solve peak RSS | {solve['peak_rss_mb']:.0f} MB |"
+          f"\n| image peak RSS | {image['peak_rss_mb']:.0f} MB |"
+          f"\n| antennas with solutions | {solve['num_targets']:.0f} |"
+          f"\n| bandpass median SNR | {solve['median_snr']:.0f} |"
+          f"\n| flagged fraction | {solve['flagged_fraction']:.4f} |"
+          f"\n| image noise | {image['noise_jy'] * 1e3:.3f} mJy/beam |"
+          f"\n| thermal expectation | {image['expected_noise_jy'] * 1e3:.3f} mJy/beam |"
+          f"\n| beam | {image['bmaj_arcsec']:.1f}\" x {image['bmin_arcsec']:.1f}\" PA {image['bpa_deg']:.0f} |"
+          f"\n| sources > 5 sigma | {image['n_sources_5sigma']:.0f} |"
+          f"\n| CLEAN components | {image['n_components']:.0f} |"
+          f"\n| MS -> FITS total (goal <= 60 s) | {image['image.total']:.1f} s |")
+
+
+if __name__ == "__main__":
+    main()
