@@ -39,6 +39,7 @@ async def connect(url: str, *, name: str = "obs") -> Client:
         "ping_interval": 10,
         "max_outstanding_pings": 3,
         "pending_size": 64 * 1024 * 1024,  # buffer publishes during a short broker restart
+        "drain_timeout": 3,  # shutdown must finish within 10 s even if a subscription is stuck
         "disconnected_cb": on_disconnect,
         "reconnected_cb": on_reconnect,
         "error_cb": on_error,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -37,7 +37,7 @@ async def replay(
     seq: int | None = None,
     until: datetime | None = None,
     follow: bool = False,
-) -> AsyncIterator[StoredMessage]:
+) -> AsyncGenerator[StoredMessage, None]:
     """Yield stored messages on ``subject`` in stream order.
 
     Without ``follow`` it ends at the last message stored when it started; with ``follow`` it goes

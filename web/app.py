@@ -99,8 +99,13 @@ class Edge:
     async def _follow(self, queue: asyncio.Queue[StoredMessage]) -> None:
         while True:
             try:
-                async for stored in replay(self.bus.js, ">", seq=self.store.last_seq + 1, follow=True):
-                    await queue.put(stored)
+                # aclosing: on cancel the generator's finally runs now and unsubscribes, instead of
+                # leaving a subscription whose callback blocks the connection's drain.
+                async with contextlib.aclosing(
+                    replay(self.bus.js, ">", seq=self.store.last_seq + 1, follow=True)
+                ) as stored_messages:
+                    async for stored in stored_messages:
+                        await queue.put(stored)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -260,9 +265,11 @@ class Edge:
             await self.runner.cleanup()  # on_shutdown closes sockets with 1001 first
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        # Bounded: a task inside a nats-py call can take seconds to see its cancellation (seen with
+        # the ordered consumer), and shutdown has a 10 s budget. Closing the connection ends it.
+        _, slow = await asyncio.wait(self._tasks, timeout=1.0)
+        if slow:
+            log.debug("edge tasks still finishing at stop", tasks=[t.get_name() for t in slow])
         with contextlib.suppress(Exception):
             await self._hb_sub.unsubscribe()
         await self.store.close()
