@@ -80,3 +80,103 @@ async def test_edge_alone_without_a_running_system_says_so(tmp_path: Path) -> No
     )
     _, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 2 and b"no NATS found" in err
+
+
+async def test_processes_started_separately_form_one_system(tmp_path: Path) -> None:
+    """The all-in-one process, a second quota keeper started alone, and operator commands that find
+    the system through the same --data-dir: one system, one stream, one durable consumer per role."""
+    import json
+
+    data = tmp_path / "var"
+    env = subprocess_env()
+    main = await asyncio.create_subprocess_exec(
+        PYTHON,
+        "run.py",
+        "--data-dir",
+        str(data),
+        "--port",
+        "0",
+        "--heartbeat",
+        "0.5",
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    extra = None
+    try:
+        edge_url = await _wait_for_file(data / "edge.url")
+        extra = await asyncio.create_subprocess_exec(
+            PYTHON,
+            "run.py",
+            "actor",
+            "quota_keeper",
+            "--data-dir",
+            str(data),
+            "--heartbeat",
+            "0.5",
+            cwd=ROOT,
+            env=env,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        async with aiohttp.ClientSession() as session:
+
+            async def keepers() -> list[dict[str, object]]:
+                async with session.get(edge_url + "/api/actors") as r:
+                    body = await r.json()
+                return [a for a in body["actors"] if a["role"] == "quota_keeper" and a["alive"]]
+
+            deadline = time.monotonic() + 30
+            while len(await keepers()) < 2:
+                assert time.monotonic() < deadline, "second quota keeper never showed up"
+                await asyncio.sleep(0.2)
+            pids = {a["pid"] for a in await keepers()}
+            assert extra.pid in pids and len(pids) == 2
+
+            cli = await asyncio.create_subprocess_exec(
+                PYTHON,
+                "run.py",
+                "users",
+                "create",
+                "--email",
+                "ops@example.org",
+                "--tier",
+                "researcher",
+                "--data-dir",
+                str(data),
+                cwd=ROOT,
+                env=env,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            out, err = await asyncio.wait_for(cli.communicate(), 60)
+            assert cli.returncode == 0, err.decode()
+            created = json.loads(out)
+            async with session.get(edge_url + "/usage", headers={"x-api-key": created["api_key"]}) as r:
+                assert r.status == 200
+                assert (await r.json())["user_id"] == created["user_id"]
+
+        replay = await asyncio.create_subprocess_exec(
+            PYTHON,
+            "run.py",
+            "replay",
+            "--subject",
+            "seti.>",
+            "--data-dir",
+            str(data),
+            cwd=ROOT,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(replay.communicate(), 60)
+        assert replay.returncode == 0, err.decode()
+        types = [json.loads(line)["event"]["type"] for line in out.splitlines()]
+        assert "seti.user.updated" in types and "seti.key.created" in types
+        assert created["api_key"].encode() not in out  # only the key's hash ever crosses the bus
+    finally:
+        for proc in (extra, main):
+            if proc is not None and proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+                await asyncio.wait_for(proc.wait(), 15)
