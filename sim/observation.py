@@ -35,7 +35,7 @@ import json
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numba
@@ -381,8 +381,10 @@ def simulate(
     ``calibrator``: a calibrator name, or True for the brightest calibrator near ``dec_deg``; the
     first group of each epoch is then centred on its transit. ``n_ese``/``n_variable``: give the
     brightest catalogue sources inside the first group's beam an ESE-like dip (starting at
-    ``ese_start_mjd``, default: so that the dip covers the middle third of the simulated span) or a
-    sinusoidal modulation. ``subbands``: write only these subbands (to simulate missing files).
+    ``ese_start_mjd``, lasting ``ese_duration_days``; by default, over several epochs, the middle
+    third of the epochs are in the dip and the epochs before are quiescent (the one just before
+    catches the edge brightening); within one night the dip covers the night) or a sinusoidal
+    modulation (25 %). ``subbands``: write only these subbands (to simulate missing files).
     ``catalogue``: use this sky instead of the synthetic NVSS-like one. ``run_check``: let
     pyuvdata check each object (default: only for small arrays).
     """
@@ -558,9 +560,21 @@ def _inject(
         )
     mjds = [float(Time(m).mjd) for m in mids]
     t0, t1 = min(mjds), max(mjds)
-    span = max(t1 - t0, 1.0)
-    dur = ese_duration_days if ese_duration_days is not None else max(span / 3.0, 0.5)
-    start = ese_start_mjd if ese_start_mjd is not None else t0 + (span - dur) / 2.0
+    span = t1 - t0
+    n_ep = len({round(m - t0) for m in mjds})  # epochs (nights)
+    if n_ep > 1:
+        # the first epochs are quiescent; the dip starts half an epoch-spacing before epoch k1
+        # and ends half a spacing after epoch k2 (k1 = N // 3 or 1, k2 = N - 1 - N // 3)
+        step = span / (n_ep - 1)
+        k1 = max(1, n_ep // 3)
+        k2 = max(k1, n_ep - 1 - n_ep // 3)
+        default_start = t0 + (k1 - 0.5) * step
+        default_dur = (k2 - k1 + 1) * step
+    else:
+        default_dur = 1.0
+        default_start = t0 + span / 2.0 - default_dur / 2.0
+    dur = ese_duration_days if ese_duration_days is not None else default_dur
+    start = ese_start_mjd if ese_start_mjd is not None else default_start
     curves: dict[str, cat.LightCurve] = {}
     injected: dict[str, str] = {}
     for k, i in enumerate(order[: n_ese + n_variable]):
@@ -648,4 +662,3 @@ __all__ = [
     "subband_filename",
 ]
 
-_ = replace  # dataclasses.replace re-exported for callers building variants of SimGroup
