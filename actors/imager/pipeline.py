@@ -66,7 +66,7 @@ class ImagingParams:
     epsilon: float = 1e-4
     nthreads: int = 2
     flag: bool = True
-    flag_threshold: float = 6.0
+    flag_threshold: float = 7.0
     datacolumn: str = "DATA"
     max_sep_hours: float = 12.0
     thumb_size: int = 512
@@ -92,7 +92,7 @@ class ImageResult:
 @dataclass
 class SolveParams:
     flag: bool = True
-    flag_threshold: float = 6.0
+    flag_threshold: float = 7.0
     beam: str = "drift"  # "drift" (transit: beam centre at LST, phase-centre dec), "fixed", "none"
     refant: int | str | None = None  # index or name; default: the antenna with most data
     solint: int = 1  # integrations per gain solution
