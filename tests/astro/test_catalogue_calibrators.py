@@ -28,7 +28,7 @@ def test_catalogue_is_deterministic_and_cell_consistent() -> None:
 
 def test_catalogue_counts_and_names() -> None:
     c = cat.make_catalogue(54.0, (0.0, 40.0), seed=1)
-    ra, dec, flux, alpha = c.arrays()
+    _ra, dec, flux, alpha = c.arrays()
     area = 40 * np.degrees(np.sin(np.radians(58)) - np.sin(np.radians(50)))
     density = len(c) / area
     assert 20 < density < 40  # NVSS-like: ~30 deg^-2 above 5 mJy
@@ -60,7 +60,7 @@ def test_lightcurves_and_roundtrip(tmp_path) -> None:
     edge = 60000.0 - ese.edge_days
     assert cat.flux_at(src, edge) > 1.1 * s0  # brightening at the edge
     assert cat.flux_at(src, 60020.0 + ese.edge_days) > 1.1 * s0
-    const = back.by_name()[[s.name for s in back.sources if s.name not in names][0]]
+    const = back.by_name()[next(s.name for s in back.sources if s.name not in names)]
     assert np.allclose(cat.flux_at(const, np.array([1.0, 6e4, 7e4])), const.flux_jy)
     # spectral index
     assert cat.flux_at(const, 6e4, 2.8e9) == pytest.approx(const.flux_jy * 2**const.spectral_index)
