@@ -77,6 +77,44 @@ class Settings:
     slack_channel: str = field(
         default="#ese-alerts", metadata=_meta("SLACK_CHANNEL", "--slack-channel", "Slack channel named in alerts")
     )
+    catalogue: Path | None = field(
+        default=None,
+        metadata=_meta(
+            "OBS_CATALOGUE",
+            "--catalogue",
+            "reference catalogue (JSON, astro.catalogue) for forced photometry (default INCOMING/catalogue.json)",
+        ),
+    )
+    ese_preset: str = field(
+        default="moderate",
+        metadata=_meta(
+            "OBS_ESE_PRESET", "--ese-preset", "ESE detection preset: conservative (6σ), moderate (5σ), sensitive (4σ)"
+        ),
+    )
+    alert_summary_s: float = field(
+        default=600.0,
+        metadata=_meta(
+            "OBS_ALERT_SUMMARY_S", "--alert-summary", "seconds after a first rate-limited alert before its summary"
+        ),
+    )
+    alert_stall_factor: float = field(
+        default=6.0,
+        metadata=_meta(
+            "OBS_ALERT_STALL_FACTOR",
+            "--alert-stall-factor",
+            "an actor silent for this many heartbeat intervals raises a system_error alert",
+        ),
+    )
+    slack_max_attempts: int = field(
+        default=5,
+        metadata=_meta("OBS_SLACK_MAX_ATTEMPTS", "--slack-max-attempts", "webhook POSTs per delivery round"),
+    )
+    slack_retry_base_s: float = field(
+        default=1.0,
+        metadata=_meta(
+            "OBS_SLACK_RETRY_BASE_S", "--slack-retry-base", "first backoff delay between webhook attempts (s)"
+        ),
+    )
     signing_secret: str = field(
         default="",
         metadata=_meta(
@@ -147,6 +185,14 @@ class Settings:
     @property
     def ms_dir(self) -> Path:
         return self.output_dir or self.data_dir / "ms"
+
+    @property
+    def catalogue_path(self) -> Path:
+        return self.catalogue or self.incoming / "catalogue.json"
+
+    @property
+    def mosaic_dir(self) -> Path:
+        return self.data_dir / "mosaics"
 
     def resolved_nats_url(self) -> str:
         """The server to talk to: explicit URL, else the one a running embedded server wrote."""

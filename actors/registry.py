@@ -8,6 +8,10 @@ from actors.runtime import Actor
 
 ROLES: dict[str, str] = {
     "quota_keeper": "actors.quota_keeper.actor:QuotaKeeperActor",
+    "variability": "actors.variability.actor:VariabilityActor",
+    "mosaicker": "actors.mosaicker.actor:MosaickerActor",
+    "alerter": "actors.alerter.actor:AlerterActor",
+    "searcher": "actors.searcher.actor:SearcherActor",
 }
 
 

@@ -69,7 +69,13 @@ class ImageReady(Event, frozen=True, tag="dsa.image.ready"):
 
 
 class SourceMeasured(Event, frozen=True, tag="dsa.source.measured"):
-    """Forced-photometry measurements of one image (one event per image, not per source)."""
+    """Forced-photometry measurements of one image (one event per image, not per source).
+
+    Besides the measurements (primary-beam corrected), every list holds, per source, its catalogue
+    entry and its running statistics *after* this measurement, so that a read model is one keyed
+    upsert per source and never recomputes anything (statistics that are undefined, such as the
+    std of one epoch, are null). All lists are aligned with ``source_ids``.
+    """
 
     image_path: str
     mjd: float
@@ -77,9 +83,27 @@ class SourceMeasured(Event, frozen=True, tag="dsa.source.measured"):
     flux_jy: list[float]
     error_jy: list[float]
     snr: list[float]
+    ra_deg: list[float] = []
+    dec_deg: list[float] = []
+    catalogue_flux_jy: list[float] = []
+    spectral_index: list[float] = []
+    n_obs: list[int] = []
+    mean_flux_jy: list[float | None] = []
+    std_flux_jy: list[float | None] = []
+    chi2_nu: list[float | None] = []
+    eta: list[float | None] = []
+    v: list[float | None] = []
+    sigma_deviation: list[float] = []
 
 
 class EseCandidateUpdated(Event, frozen=True, tag="dsa.ese.updated"):
+    """An ESE candidate opened, was extended by a further deviant epoch, or changed status.
+
+    Carries the whole candidate (``candidate_id`` is the variability actor's stable integer id,
+    the ``id`` of seed 000), so a read model is one keyed upsert.
+    """
+
+    candidate_id: int
     source_id: str
     ra_deg: float
     dec_deg: float
@@ -103,6 +127,9 @@ class MosaicReady(Event, frozen=True, tag="dsa.mosaic.ready"):
     thumbnail_path: str = ""
     noise_path: str = ""
     job_id: str = ""
+    kind: str = "hourly"  # hourly | request
+    dec_min_deg: float | None = None
+    dec_max_deg: float | None = None
 
 
 class PipelineJobUpdated(Event, frozen=True, tag="dsa.job.updated"):

@@ -45,6 +45,7 @@ class AlertSent(Event, frozen=True, tag="ops.alert.sent"):
     attempt: int = 1
     status_code: int | None = None
     error: str = ""
+    sent_at: str = ""  # when the attempt was made (ISO 8601 Z); the event time if empty
 
 
 class ActorHeartbeat(Event, frozen=True, tag="live.actor.heartbeat"):
