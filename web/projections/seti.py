@@ -8,7 +8,9 @@ in the UTC month of ``created_at``), so ``GET /usage`` is a read of this project
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import aiosqlite
@@ -55,6 +57,18 @@ ddl(
 )
 
 NO_TOPICS: tuple[str, ...] = ()
+
+#: Called with a job id after a projection below changed that job's row or exports (inside the
+#: batch's transaction, on the edge's own connection). The per-job live views
+#: (``web.routes.seti_live``) listen here; a listener must be quick and must not raise.
+job_listeners: list[Callable[[str], None]] = []
+
+
+def _job_changed(*job_ids: str) -> None:
+    for listener in list(job_listeners):
+        for job_id in job_ids:
+            with contextlib.suppress(Exception):
+                listener(job_id)
 
 
 def month_of(ts: float) -> str:
@@ -108,6 +122,7 @@ async def project_job_submitted(db: aiosqlite.Connection, e: JobSubmitted, seq: 
             "INSERT INTO seti_usage VALUES (?,?,1) ON CONFLICT(user_id, month) DO UPDATE SET count=count+1",
             (e.user_id, month_of(e.created_at)),
         )
+    _job_changed(e.job_id)
 
 
 @projects(JobProgressed, topics=NO_TOPICS)
@@ -117,6 +132,7 @@ async def project_job_progressed(db: aiosqlite.Connection, e: JobProgressed, seq
            WHERE job_id=? AND status IN ('submitted', 'processing')""",
         (e.percent, e.stage, e.coarse_channels_done, e.coarse_channels_total, seq, e.job_id),
     )
+    _job_changed(e.job_id)
 
 
 @projects(JobCompleted, topics=NO_TOPICS)
@@ -126,6 +142,7 @@ async def project_job_completed(db: aiosqlite.Connection, e: JobCompleted, seq: 
            WHERE job_id=?""",
         (e.completed_at, json.dumps(e.results), seq, e.job_id),
     )
+    _job_changed(e.job_id)
 
 
 @projects(JobFailed, topics=NO_TOPICS)
@@ -134,6 +151,7 @@ async def project_job_failed(db: aiosqlite.Connection, e: JobFailed, seq: int) -
         "UPDATE seti_jobs SET status='failed', completed_at=?, error=?, seq=? WHERE job_id=? AND status!='complete'",
         (e.completed_at, e.error, seq, e.job_id),
     )
+    _job_changed(e.job_id)
 
 
 @projects(ExportsWritten, topics=NO_TOPICS)
@@ -141,12 +159,14 @@ async def project_exports(db: aiosqlite.Connection, e: ExportsWritten, seq: int)
     await db.executemany(
         "INSERT OR REPLACE INTO seti_exports VALUES (?,?,?)", [(e.job_id, fmt, key) for fmt, key in e.keys.items()]
     )
+    _job_changed(e.job_id)
 
 
 @projects(ExportsExpired, topics=NO_TOPICS)
 async def project_exports_expired(db: aiosqlite.Connection, e: ExportsExpired, seq: int) -> None:
     await db.execute("DELETE FROM seti_exports WHERE job_id=?", (e.job_id,))
     await db.execute("UPDATE seti_jobs SET exports_expired=1 WHERE job_id=?", (e.job_id,))
+    _job_changed(e.job_id)
 
 
 @projects(JobsPruned, topics=NO_TOPICS)
@@ -154,6 +174,7 @@ async def project_jobs_pruned(db: aiosqlite.Connection, e: JobsPruned, seq: int)
     ids = [(j,) for j in e.job_ids]
     await db.executemany("DELETE FROM seti_jobs WHERE job_id=?", ids)
     await db.executemany("DELETE FROM seti_exports WHERE job_id=?", ids)
+    _job_changed(*e.job_ids)
 
 
 @projects(ReportSubmitted, topics=NO_TOPICS)

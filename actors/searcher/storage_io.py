@@ -1,0 +1,92 @@
+"""The searcher's side of object storage: the uploaded file in, the exports and the job's outcome out.
+
+Keys are deterministic, so doing a job twice writes the same objects:
+
+* exports: ``results/<user_id>/<job_id>/<file name>`` (the names ``write_exports`` gives them);
+* outcome: ``results/<user_id>/<job_id>/outcome.json``, the searcher's own record that the job's
+  completion (or failure) has been published, and whether its exports have. It lives in the shared
+  storage rather than under one host's data dir because a redelivered job may land on a searcher on
+  another host. The quota keeper's retention removes only the exports listed in
+  ``seti.exports.written``, so the record outlives them and a late redelivery is still recognised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+from web.storage import ObjectStorage
+
+__all__ = ["InputMissing", "Outcome", "fetch_input", "outcome_key", "read_outcome", "result_prefix", "write_outcome"]
+
+
+class InputMissing(Exception):
+    """The job's file is not in storage (removed, or a job published by a client that never uploaded)."""
+
+
+class Outcome(msgspec.Struct, kw_only=True):
+    status: Literal["complete", "failed"]
+    event_id: str
+    exports_written: bool = False
+    error: str = ""
+
+
+def result_prefix(user_id: str, job_id: str) -> str:
+    return f"results/{user_id}/{job_id}"
+
+
+def outcome_key(user_id: str, job_id: str) -> str:
+    return f"{result_prefix(user_id, job_id)}/outcome.json"
+
+
+async def read_outcome(storage: ObjectStorage, user_id: str, job_id: str) -> Outcome | None:
+    data = await storage.get_bytes(outcome_key(user_id, job_id))
+    if data is None:
+        return None
+    try:
+        return msgspec.json.decode(data, type=Outcome)
+    except msgspec.MsgspecError:
+        return None  # unreadable: treat as absent; the deterministic event ids still dedupe a re-publish
+
+
+async def write_outcome(storage: ObjectStorage, user_id: str, job_id: str, outcome: Outcome) -> None:
+    await storage.put_bytes(outcome_key(user_id, job_id), msgspec.json.encode(outcome))
+
+
+@contextlib.asynccontextmanager
+async def fetch_input(storage: ObjectStorage, key: str, scratch: Path) -> AsyncIterator[Path]:
+    """A local path to the object ``key`` for as long as the context lasts.
+
+    The local backend already keeps objects as files: the path is the object itself (no copy). With
+    S3 the object is downloaded to ``scratch`` by boto3's managed transfer (ranged GETs streamed to
+    disk, never held in memory) and removed at exit.
+    """
+    from web.storage.local import LocalStorage
+
+    if isinstance(storage, LocalStorage):
+        path = storage.path(key)
+        if not path.is_file():
+            raise InputMissing(f"the uploaded file {key!r} is not in storage")
+        yield path
+        return
+    from web.storage.s3 import S3Storage
+
+    if not isinstance(storage, S3Storage):
+        raise TypeError(f"no way to read a file from a {type(storage).__name__}")
+    if await storage.head(key) is None:
+        raise InputMissing(f"the uploaded file {key!r} is not in storage")
+    work = scratch / uuid.uuid4().hex
+    work.mkdir(parents=True, exist_ok=True)
+    target = work / (key.rsplit("/", 1)[-1] or "input")
+    try:
+        await asyncio.to_thread(storage.client.download_file, storage.bucket, key, str(target))
+        yield target
+    finally:
+        await asyncio.to_thread(shutil.rmtree, work, True)
