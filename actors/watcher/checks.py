@@ -272,6 +272,25 @@ def _check_storage(ds: h5py.Dataset, p: Path, size: int) -> None:
         return
 
 
+def tile_calibrator(info: SubbandInfo, dec_deg: float | None = None) -> str | None:
+    """Name of the calibrator transiting this file's tile (for ``has_calibrator``), or None.
+
+    The tile's meridian RA range comes from the file's first and last integration; the strip's
+    declination from the header (or ``dec_deg``). Costs one small astropy transformation.
+    """
+    from astropy.time import Time
+
+    from astro.calibrators import calibrator_in_tile
+    from astro.coordinates import meridian_ra_deg
+
+    dec = dec_deg if dec_deg is not None else info.dec_deg
+    if dec is None:
+        return None
+    ra = meridian_ra_deg(Time([info.start_jd, info.end_jd], format="jd"), dec)
+    cal = calibrator_in_tile((float(ra[0]), float(ra[1])), dec)
+    return cal.name if cal else None
+
+
 def file_settled(path: Path | str, min_age_s: float, now: float | None = None) -> bool:
     """True when the file has not been modified for ``min_age_s`` seconds (a cheap pre-check)."""
     try:

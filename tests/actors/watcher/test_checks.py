@@ -7,7 +7,13 @@ import h5py
 import numpy as np
 import pytest
 
-from actors.watcher.checks import Expectations, SubbandFileError, check_subband_file, parse_filename
+from actors.watcher.checks import (
+    Expectations,
+    SubbandFileError,
+    check_subband_file,
+    parse_filename,
+    tile_calibrator,
+)
 from sim.observation import SimResult
 
 
@@ -36,6 +42,16 @@ def test_good_file(group: SimResult) -> None:
     assert info.dec_deg == pytest.approx(54.0)
     assert 60972.5 < info.mid_mjd < 60972.7
     assert check_subband_file(f, Expectations(n_channels=4, n_ants=4)).subband == 3
+    assert tile_calibrator(info) is None  # no calibrator transits this tile
+    assert tile_calibrator(info, dec_deg=-80.0) is None
+
+
+def test_calibrator_tile(tmp_path: Path) -> None:
+    from sim.observation import simulate
+
+    res = simulate(tmp_path, 1, "2025-10-24T12:00:00", None, calibrator="3C286", n_ants=3, n_channels=2,
+                   subbands=[0], noise=False)
+    assert tile_calibrator(check_subband_file(res.groups[0].files[0])) == "3C286"
 
 
 def test_bad_names(tmp_path: Path) -> None:
