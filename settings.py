@@ -71,6 +71,55 @@ class Settings:
         default=None,
         metadata=_meta("OBS_OUTPUT_DIR", "--output-dir", "Measurement Sets are written here (default DATA/ms)"),
     )
+    watch_poll_s: float = field(
+        default=5.0,
+        metadata=_meta(
+            "OBS_WATCH_POLL_S",
+            "--watch-poll",
+            "watcher: seconds between scans of the incoming directory (inotify wakes it sooner)",
+        ),
+    )
+    watch_batch_size: int = field(
+        default=16,
+        metadata=_meta("OBS_WATCH_BATCH_SIZE", "--watch-batch-size", "watcher: files checked per scan at most"),
+    )
+    watch_settle_s: float = field(
+        default=10.0,
+        metadata=_meta(
+            "OBS_WATCH_SETTLE_S",
+            "--watch-settle",
+            "watcher: a file is complete when its size is stable across two scans, or unmodified this long (s)",
+        ),
+    )
+    incomplete_alert_s: float = field(
+        default=120.0,
+        metadata=_meta(
+            "OBS_INCOMPLETE_ALERT_S",
+            "--incomplete-alert",
+            "watcher: a file still not a whole UVH5 file this long after it stopped changing raises an alert (s)",
+        ),
+    )
+    group_timeout_s: float = field(
+        default=900.0,
+        metadata=_meta(
+            "OBS_GROUP_TIMEOUT_S", "--group-timeout", "watcher: how long a group may collect subbands (s)"
+        ),
+    )
+    group_timeout_policy: str = field(
+        default="fail",
+        metadata=_meta(
+            "OBS_GROUP_TIMEOUT_POLICY",
+            "--group-timeout-policy",
+            "watcher: a group timing out 'fail's with an alert, or is converted with its missing subbands "
+            "flagged ('process_partial')",
+        ),
+    )
+    late_subband_s: float = field(
+        default=3600.0,
+        metadata=_meta(
+            "OBS_LATE_SUBBAND_S", "--late-subband", "watcher: a subband this long after its group's first is late (s)"
+        ),
+    )
     slack_webhook_url: str = field(
         default="", metadata=_meta("SLACK_WEBHOOK_URL", "--slack-webhook-url", "Slack incoming webhook for alerts")
     )

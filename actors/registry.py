@@ -7,6 +7,7 @@ import importlib
 from actors.runtime import Actor
 
 ROLES: dict[str, str] = {
+    "watcher": "actors.watcher.actor:WatcherActor",
     "quota_keeper": "actors.quota_keeper.actor:QuotaKeeperActor",
     "variability": "actors.variability.actor:VariabilityActor",
     "mosaicker": "actors.mosaicker.actor:MosaickerActor",

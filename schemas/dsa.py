@@ -21,14 +21,59 @@ class GroupUpdated(Event, frozen=True, tag="dsa.group.updated"):
     files: list[str] = []
     missing_subbands: list[int] = []
     reason: str = ""
+    #: when the group's first file was seen (seconds since the epoch): the collecting timeout runs from it
+    first_seen: float = 0.0
+    #: the calibrator transiting the tile, if any
+    calibrator: str = ""
+    #: the Measurement Set, once converted
+    ms_path: str = ""
 
 
 class SubbandRejected(Event, frozen=True, tag="dsa.subband.rejected"):
-    """A file in the incoming directory was not accepted (unreadable, duplicate, late, bad shape)."""
+    """A file in the incoming directory was not accepted (unreadable, duplicate, late, bad shape).
+
+    ``code``: ``not_hdf5``, ``not_uvh5``, ``wrong_shape``, ``incomplete`` (still not a whole file
+    after the watcher's patience), ``empty``, ``duplicate``, ``late``. The file stays where it is;
+    ``size_bytes`` and ``mtime_ns`` say which version of it was judged, so a watcher that restarts
+    does not judge it again unless it changed.
+    """
 
     path: str
     reason: str
     group_id: str = ""
+    code: str = ""
+    subband: int = -1
+    size_bytes: int = -1
+    mtime_ns: int = 0
+
+
+class StreamingConfigured(Event, frozen=True, tag="dsa.streaming.configured"):
+    """The streaming service's (the watcher's) configuration, as an operator or a start set it.
+
+    The latest one is in force: every watcher and every edge read it from the stream.
+    ``source``: ``api`` (``POST /api/streaming/config``) or ``startup`` (a watcher's own flags).
+    """
+
+    input_dir: str
+    output_dir: str
+    batch_size: int
+    poll_interval: float
+    source: str = "api"
+
+
+class StreamingStateChanged(Event, frozen=True, tag="dsa.streaming.state"):
+    """Ingestion started or stopped in a watcher (an operator command, or the actor starting/stopping).
+
+    ``action``: started | stopped | restarted | actor_started | actor_stopped.
+    ``started_at``: when ingestion (re)started in this instance (ISO 8601 Z), empty when stopped.
+    """
+
+    running: bool
+    action: str
+    instance: str
+    pid: int
+    host: str
+    started_at: str = ""
 
 
 class MeasurementSetWritten(Event, frozen=True, tag="dsa.ms.written"):

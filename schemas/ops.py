@@ -59,3 +59,6 @@ class ActorHeartbeat(Event, frozen=True, tag="live.actor.heartbeat"):
     handled: int
     failed: int
     in_flight: int
+    #: process CPU (% of one core) and resident memory, for actors that report them (the watcher)
+    cpu_percent: float | None = None
+    memory_mb: float | None = None

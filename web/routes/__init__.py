@@ -3,4 +3,4 @@
 Add a module here with one line; the edge imports them in this order at start.
 """
 
-ROUTE_MODULES: list[str] = ["web.routes.seti", "web.routes.dsa_science", "web.routes.seti_live"]
+ROUTE_MODULES: list[str] = ["web.routes.seti", "web.routes.dsa_science", "web.routes.seti_live", "web.routes.dsa_ingest"]
