@@ -82,6 +82,17 @@ def warm_up(scratch: Path) -> None:
         search_file(path)
 
 
+def preload_exports() -> None:
+    """Import what the exports need in a pool worker, so the first job's exports do not pay for it."""
+    import astropy.io.fits  # noqa: F401
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.figure
+
+    import actors.searcher.export  # noqa: F401
+
+
 class SearcherActor(Actor):
     role = "searcher"
     consumes: ClassVar[tuple[type[Event], ...]] = (JobSubmitted,)
@@ -94,10 +105,12 @@ class SearcherActor(Actor):
         self.work_dir = self.settings.data_dir / "searcher"
         self.work_dir.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
-        try:
-            await self.run_thread(warm_up, self.work_dir)
-        except Exception as exc:  # not fatal: the first job pays for the compilation instead
-            self.log.warning("kernel warm-up failed", error=repr(exc))
+        warmed = await asyncio.gather(
+            self.run_thread(warm_up, self.work_dir), self.run_cpu(preload_exports), return_exceptions=True
+        )
+        for what, outcome in zip(("kernel warm-up", "export preload"), warmed, strict=True):
+            if isinstance(outcome, BaseException):  # not fatal: the first job pays for it instead
+                self.log.warning(f"{what} failed", error=repr(outcome))
         self.log.info("searcher ready", warm_up_s=round(time.perf_counter() - started, 2))
 
     async def _dispatch(self, event: Event, msg: Any) -> None:
