@@ -141,7 +141,7 @@ class VariabilityActor(Actor):
         await self.run_thread(self.catalogue.refresh)
         cat = self.catalogue
         pointing = await self.run_thread(measure.read_pointing, event.path)
-        idx = measure.in_beam(cat.ra, cat.dec, pointing)
+        idx = await self.run_thread(measure.in_beam, cat.ra, cat.dec, pointing)
         flux, err, snr, valid = await self.run_cpu(measure.measure, event.path, cat.ra[idx], cat.dec[idx], pointing)
         chosen = idx[valid]
         flux, err, snr = flux[valid], err[valid], snr[valid]
