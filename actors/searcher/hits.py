@@ -4,7 +4,7 @@ SNR
 ---
 For each coarse channel the *integrated spectrum* ``S`` (the sum over time, i.e. the zero-drift path
 sums) gives ``median = percentile(S, 50)`` and ``std = std(S[p5 ≤ S ≤ p95])``, exactly turboSETI's
-``comp_stats``.  Every path sum ``P`` has ``SNR = (P − median) / std``.  Because the 5–95 % trimmed
+``comp_stats`` (the percentiles exact, by bracketed selection rather than a sort).  Every path sum ``P`` has ``SNR = (P − median) / std``.  Because the 5–95 % trimmed
 standard deviation of Gaussian noise is 0.789 σ, an SNR of 10 is a 7.89 σ excursion.
 
 DC spike
@@ -14,9 +14,10 @@ anything else that column is replaced by the mean of its two neighbours (turboSE
 
 Hits
 ----
-For each start channel the best SNR over all drifts ``−D..D`` is kept with its drift.  A channel is a
-hit when its best SNR is at least ``min_snr`` and no channel within ``±window`` has a larger one (ties go
-to the lower channel).  The default window is turboSETI's ``2·ceil(max_drift / drift_resolution)``
+For each start channel the best SNR over all drifts ``−D..D`` is kept (value only; the drift of the
+few local maxima is recovered afterwards).  A channel is a hit when its best SNR is at least ``min_snr``
+and no channel within ``±window`` has a larger one (ties go to the lower channel); only channels above
+the threshold can matter, so the windowed maximum runs over those alone.  The default window is turboSETI's ``2·ceil(max_drift / drift_resolution)``
 channels: two hits closer than that could be one drifting signal seen twice.
 
 Refinement
@@ -47,14 +48,15 @@ Gaussian column.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import numba as nb
 import numpy as np
 import numpy.typing as npt
-from scipy.ndimage import maximum_filter1d
 
-from .dedoppler import dedoppler_max, n_padded, taylor_path
+from .dedoppler import dedoppler_best, drifts_at, n_padded, taylor_path
 
 __all__ = [
     "FALSE_ALARM_PER_TRIAL",
@@ -114,11 +116,130 @@ class Hit:
         }
 
 
+@nb.njit(cache=True, nogil=True)
+def _order_pairs(x: npt.NDArray[np.float64], ks: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+    """Exact order statistics ``sorted(x)[k]`` and ``sorted(x)[k + 1]`` for each ``k`` in ``ks`` (with
+    ``k + 1 < x.size``), without sorting ``x``: a sorted subsample brackets the ranks, one pass counts
+    what lies below the bracket, a second gathers what lies inside it, and only the bracket (a few per
+    cent of ``x``) is sorted.  Falls back to a full sort if a bracket misses (a 6σ event)."""
+    n = x.size
+    out = np.empty((ks.size, 2), dtype=np.float64)
+    step = max(1, n // 32768)
+    samp = np.sort(x[::step])
+    s = samp.size
+    margin = int(3.0 * math.sqrt(s)) + 16
+    full = np.empty(0, dtype=np.float64)
+    for q in range(ks.size):
+        k = ks[q]
+        r = k // step
+        i0 = r - margin
+        i1 = r + 1 + margin
+        lo = samp[i0] if i0 > 0 else -np.inf
+        hi = samp[i1] if i1 < s - 1 else np.inf
+        below = 0
+        inside = 0
+        for j in range(n):
+            v = x[j]
+            below += 1 if v < lo else 0
+            inside += 1 if v <= hi else 0
+        inside -= below
+        if below <= k and k + 1 < below + inside:
+            buf = np.empty(inside + 1, dtype=np.float64)
+            m = 0
+            for j in range(n):  # branch-free gather
+                v = x[j]
+                buf[m] = v
+                m += 1 if (v >= lo) & (v <= hi) else 0
+            part = np.partition(buf[:inside], k - below)
+            out[q, 0] = part[k - below]
+            out[q, 1] = part[k + 1 - below :].min()
+        else:
+            if full.size == 0:
+                full = np.sort(x)
+            out[q, 0] = full[k]
+            out[q, 1] = full[k + 1]
+    return out
+
+
+def _percentiles(x: npt.NDArray[np.float64], qs: tuple[float, ...]) -> list[float]:
+    """``np.percentile(x, qs)`` (method "linear", bit for bit) through :func:`_order_pairs`."""
+    n = x.size
+    if n == 1:
+        return [float(x[0])] * len(qs)
+    virt = [(n - 1) * (q / 100.0) for q in qs]
+    lo_i = [min(n - 2, max(0, math.floor(v))) for v in virt]
+    pairs = _order_pairs(x, np.asarray(lo_i, dtype=np.int64))
+    out = []
+    for v, i, (a, b) in zip(virt, lo_i, pairs.tolist(), strict=True):
+        g = v - i
+        d = b - a
+        out.append(b - d * (1 - g) if g >= 0.5 else a + d * g)
+    return out
+
+
+@nb.njit(cache=True, nogil=True, fastmath={"reassoc"})
+def _trimmed_std(x: npt.NDArray[np.float64], lo: float, hi: float) -> float:
+    s = 0.0
+    m = 0
+    for j in range(x.size):
+        v = x[j]
+        ok = (v >= lo) & (v <= hi)
+        s += v if ok else 0.0
+        m += ok
+    if m == 0:
+        return 0.0
+    mean = s / m
+    ss = 0.0
+    for j in range(x.size):
+        v = x[j]
+        e = v - mean if (v >= lo) & (v <= hi) else 0.0
+        ss += e * e
+    return math.sqrt(ss / m)
+
+
 def comp_stats(spectrum: npt.NDArray[np.floating]) -> tuple[float, float]:
     """turboSETI's statistics: the median, and the std of the values between the 5th and 95th percentile."""
-    lo, med, hi = np.percentile(spectrum, [5, 50, 95])
-    core = spectrum[(spectrum >= lo) & (spectrum <= hi)]
-    return float(med), float(core.std()) if core.size else 0.0
+    x = np.ascontiguousarray(spectrum, dtype=np.float64)
+    if x.size == 0:
+        return float("nan"), 0.0
+    lo, med, hi = _percentiles(x, (5.0, 50.0, 95.0))
+    return float(med), float(_trimmed_std(x, lo, hi))
+
+
+@nb.njit(parallel=True, cache=True, nogil=True, fastmath={"reassoc"})
+def _centre_and_integrate(data: FloatArray) -> npt.NDArray[np.float64]:
+    """Subtract each row's mean in place (mean accumulated in float64) and return the integrated
+    spectrum (the sum over time, in float64) of the centred data: two passes, both cores."""
+    nt, nc = data.shape
+    nchunk = 64
+    size = (nc + nchunk - 1) // nchunk
+    part = np.zeros((nchunk, nt), dtype=np.float64)
+    for ci in nb.prange(nchunk):
+        lo = ci * size
+        hi = min(nc, lo + size)
+        for t in range(nt):
+            acc = 0.0
+            row = data[t]
+            for j in range(lo, hi):
+                acc += row[j]
+            part[ci, t] = acc
+    means = np.empty(nt, dtype=np.float32)
+    for t in range(nt):
+        means[t] = np.float32(part[:, t].sum() / nc)
+    integ = np.empty(nc, dtype=np.float64)
+    for ci in nb.prange(nchunk):
+        lo = ci * size
+        hi = min(nc, lo + size)
+        for j in range(lo, hi):
+            integ[j] = 0.0
+        for t in range(nt):
+            row = data[t]
+            mt = means[t]
+            for j in range(lo, hi):
+                v = row[j] - mt
+                row[j] = v
+                integ[j] += v
+    return integ
 
 
 def blank_dc(data: FloatArray, dc_col: int) -> None:
@@ -128,18 +249,44 @@ def blank_dc(data: FloatArray, dc_col: int) -> None:
         data[:, dc_col] = 0.5 * (data[:, dc_col - 1] + data[:, dc_col + 1])
 
 
+@nb.njit(cache=True, nogil=True)
+def _sparse_local_maxima(
+    pos: npt.NDArray[np.int64], val: npt.NDArray[np.float64], window: int
+) -> npt.NDArray[np.int64]:
+    """Among sorted positions ``pos`` (the above-threshold channels), those whose value is the largest
+    within ±window (a sliding-window maximum with a monotonic queue), then greedy suppression of later
+    equal-or-weaker maxima within the window (ties go to the lower index)."""
+    c = pos.size
+    dq = np.empty(c, dtype=np.int64)
+    head = 0
+    tail = 0
+    nxt = 0
+    keep = np.empty(c, dtype=np.int64)
+    nk = 0
+    for i in range(c):
+        while nxt < c and pos[nxt] <= pos[i] + window:
+            while tail > head and val[dq[tail - 1]] <= val[nxt]:
+                tail -= 1
+            dq[tail] = nxt
+            tail += 1
+            nxt += 1
+        while pos[dq[head]] < pos[i] - window:
+            head += 1
+        if val[i] >= val[dq[head]]:
+            if nk > 0 and pos[i] - pos[keep[nk - 1]] <= window and val[keep[nk - 1]] >= val[i]:
+                continue
+            keep[nk] = i
+            nk += 1
+    return keep[:nk]
+
+
 def local_maxima(snr: npt.NDArray[np.floating], min_snr: float, window: int) -> npt.NDArray[np.intp]:
     """Indices whose value is ≥ min_snr and the largest within ±window (ties go to the lower index)."""
-    if snr.size == 0:
+    pos = np.flatnonzero(snr >= min_snr)
+    if pos.size == 0:
         return np.zeros(0, dtype=np.intp)
-    mx = maximum_filter1d(snr, size=2 * window + 1, mode="constant", cval=-np.inf)
-    cand = np.flatnonzero((snr >= min_snr) & (snr >= mx))
-    keep: list[int] = []
-    for i in cand:
-        if keep and i - keep[-1] <= window and snr[keep[-1]] >= snr[i]:
-            continue
-        keep.append(int(i))
-    return np.asarray(keep, dtype=np.intp)
+    keep = _sparse_local_maxima(pos.astype(np.int64), snr[pos].astype(np.float64), int(window))
+    return pos[keep].astype(np.intp)
 
 
 def expected_false_hits(nchans: int, dmax: int, min_snr: float) -> float:
@@ -152,9 +299,7 @@ def expected_false_hits(nchans: int, dmax: int, min_snr: float) -> float:
     return p * nchans * (2 * dmax + 1) * REFINE_TRIALS
 
 
-def _features(
-    data: FloatArray, row_sigma: npt.NDArray[np.float64], i: int, d: int, ntime: int
-) -> tuple[float, int]:
+def _features(data: FloatArray, row_sigma: npt.NDArray[np.float64], i: int, d: int, ntime: int) -> tuple[float, int]:
     """Persistence and width of the path starting at column ``i`` with drift index ``d``."""
     n = n_padded(ntime)
     nc = data.shape[1]
@@ -208,23 +353,32 @@ def search_coarse_channel(
         blank_dc(data, dc_col)
     # Centre each row on its mean: every full path shifts by the same constant (SNR unchanged), and
     # paths that run off the chunk see zeros, i.e. the mean, rather than a cliff.
-    data -= data.mean(axis=1, dtype=np.float64).astype(np.float32)[:, None]
-    sub = data[:, :: max(1, data.shape[1] // 65536)]
-    p16, p84 = np.percentile(sub, [16, 84], axis=1)
-    row_sigma = 0.5 * (p84 - p16)
-    integrated = data.sum(axis=0, dtype=np.float64)
+    integrated = _centre_and_integrate(data)
     median, std = comp_stats(integrated)
-    stats = {"median": median, "std": std, "row_sigma_mean": float(row_sigma.mean())}
+    stats = {"median": median, "std": std, "row_sigma_mean": float("nan")}
     if not np.isfinite(std) or std <= 0:
         return [], stats
-    best, drift = dedoppler_max(data, dmax)
-    snr = (best.astype(np.float64) - median) / std
+    best = dedoppler_best(data, dmax)
+    # Candidates: local maxima of the tree SNR above the threshold, found among the few channels above it.
+    thr = min_snr * TAYLOR_WORST_LOSS
+    lim = median + thr * std
+    pos = np.flatnonzero(best >= np.float32(lim - 1e-3 * std - 1e-6 * abs(lim)))  # exact test below
+    snr_pos = (best[pos].astype(np.float64) - median) / std
+    above = snr_pos >= thr
+    pos, snr_pos = pos[above], snr_pos[above]
+    keep = _sparse_local_maxima(pos.astype(np.int64), snr_pos, int(window)) if pos.size else pos[:0]
+    idx = pos[keep]
+    snr_tree = snr_pos[keep]
+    _, drift = drifts_at(data, dmax, idx)
+    cs, dds, sums = _refine_many(data, idx.astype(np.int64), drift.astype(np.int64), dmax)
     refined: list[tuple[float, int, float, float]] = []
-    for i in local_maxima(snr, min_snr * TAYLOR_WORST_LOSS, window):
-        c, dd, s_line = refine_line(data, int(i), int(drift[i]), dmax)
-        s_line = (s_line - median) / std
+    for q in range(idx.size):
+        s_line = (float(sums[q]) - median) / std
         if s_line >= min_snr:
-            refined.append((s_line, c, dd, float(snr[i])))
+            refined.append((s_line, int(cs[q]), float(dds[q]), float(snr_tree[q])))
+    row_sigma = _row_sigma(data) if refined else np.zeros(ntime)
+    if refined:
+        stats["row_sigma_mean"] = float(row_sigma.mean())
     hits: list[Hit] = []
     # Refinement may move a hit by a channel or two: keep the strongest within the window again.
     refined.sort(key=lambda x: -x[0])
@@ -249,6 +403,77 @@ def search_coarse_channel(
     return hits, stats
 
 
+def _row_sigma(data: FloatArray) -> npt.NDArray[np.float64]:
+    """Robust σ of each row, half the 16–84 % spread of a subsample of about 16 384 channels."""
+    sub = data[:, :: max(1, data.shape[1] // 16384)]
+    p16, p84 = np.percentile(sub, [16, 84], axis=1)
+    return np.asarray(0.5 * (p84 - p16), dtype=np.float64)
+
+
+@nb.njit(cache=True, nogil=True)
+def _refine_many(
+    data: FloatArray, idx: npt.NDArray[np.int64], drift: npt.NDArray[np.int64], dmax: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """:func:`refine_line` for many tree hits at once (sums in float64)."""
+    ntime, nc = data.shape
+    n = 2
+    while n < ntime:
+        n *= 2
+    cs = np.empty(idx.size, dtype=np.int64)
+    dds = np.empty(idx.size, dtype=np.float64)
+    out = np.empty(idx.size, dtype=np.float64)
+    sums = np.empty((5, 4, 17), dtype=np.float64)
+    col0 = np.empty((5, 4, 17), dtype=np.int64)
+    deltas = np.empty(17, dtype=np.float64)
+    for q in range(idx.size):
+        i = idx[q]
+        d = drift[q]
+        nd = 0
+        if dmax > 0:
+            for u in range(-8, 9):
+                dl = d + u * 0.25
+                if abs(dl) <= dmax:
+                    deltas[nd] = dl
+                    nd += 1
+        else:
+            deltas[0] = 0.0
+            nd = 1
+        top = 0.0
+        for si in range(5):
+            st = i - 2 + si
+            for pi in range(4):
+                ph = pi * 0.25
+                for k in range(nd):
+                    acc = 0.0
+                    for t in range(ntime):
+                        col = np.int64(np.rint(st + ph + deltas[k] * t / (n - 1)))
+                        if t == 0:
+                            col0[si, pi, k] = col
+                        if 0 <= col < nc:
+                            acc += data[t, col]
+                    sums[si, pi, k] = acc
+                    top = max(top, abs(acc))
+        # Prefer, among equal sums, the track closest to the tree's own answer.
+        bv = -np.inf
+        bs = 0
+        bp = 0
+        bk = 0
+        for si in range(5):
+            for pi in range(4):
+                for k in range(nd):
+                    pen = (abs(deltas[k] - d) * 1e-9 + abs(si - 2) * 1e-9) * top
+                    v = sums[si, pi, k] - pen
+                    if v > bv:
+                        bv = v
+                        bs = si
+                        bp = pi
+                        bk = k
+        cs[q] = col0[bs, bp, bk]
+        dds[q] = deltas[bk]
+        out[q] = sums[bs, bp, bk]
+    return cs, dds, out
+
+
 def refine_line(data: FloatArray, i: int, d: int, dmax: int) -> tuple[int, float, float]:
     """Best straight track near the tree's (start ``i``, drift ``d``): exact line sums.
 
@@ -264,8 +489,9 @@ def refine_line(data: FloatArray, i: int, d: int, dmax: int) -> tuple[int, float
     phis = np.arange(4) * 0.25
     starts = i + np.arange(-2, 3)
     # cols[s, p, k, t]
-    cols = np.rint(starts[:, None, None, None] + phis[None, :, None, None]
-                   + deltas[None, None, :, None] * t / (n - 1)).astype(np.int64)
+    cols = np.rint(
+        starts[:, None, None, None] + phis[None, :, None, None] + deltas[None, None, :, None] * t / (n - 1)
+    ).astype(np.int64)
     ok = (cols >= 0) & (cols < nc)
     vals = np.where(ok, data[np.broadcast_to(t.astype(np.int64), cols.shape), np.clip(cols, 0, nc - 1)], 0.0)
     sums = vals.sum(axis=-1)
