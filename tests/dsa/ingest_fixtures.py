@@ -2,7 +2,7 @@
 keys) and the watcher actor, with tiny simulated groups (4 antennas, 4 channels per subband).
 
 Import the fixtures into a test module with
-``from tests.dsa.ingest_fixtures import ingest, sim_groups  # noqa: F401``.
+``ingest = ingest_fixtures.ingest`` (and ``sim_groups``).
 (``tests/dsa/conftest.py`` belongs to the science tests; these are kept apart on purpose.)
 """
 
@@ -93,7 +93,9 @@ class IngestStack(Stack):
 
     async def group_of(self, sim: SimGroup) -> dict[str, Any] | None:
         """The watcher's group for a simulated group (its id is the first file seen, not the sim's)."""
-        rows = await self.edge.store.fetchall("SELECT group_id, state, subbands_present, has_calibrator FROM groups")
+        rows = await self.edge.store.fetchall(
+            "SELECT group_id, state, subbands_present, has_calibrator, reason FROM groups"
+        )
         for r in rows:
             if abs(_unix(r[0]) - _unix(sim.group_id)) <= 60:
                 return dict(r)

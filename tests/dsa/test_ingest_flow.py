@@ -12,7 +12,13 @@ import aiohttp
 from actors.watcher.convert import read_ms_summary
 from schemas.dsa import GroupUpdated, MeasurementSetWritten
 from sim.observation import SimGroup
-from tests.dsa.ingest_fixtures import IngestStack, ingest, sim_groups  # noqa: F401
+from tests.conftest import eventually
+from tests.dsa import ingest_fixtures
+from tests.dsa.ingest_fixtures import IngestStack
+
+# the stack's fixtures (tests/dsa/conftest.py belongs to the science tests)
+ingest = ingest_fixtures.ingest
+sim_groups = ingest_fixtures.sim_groups
 
 
 async def test_groups_become_measurement_sets(ingest: IngestStack, sim_groups: list[SimGroup]) -> None:
@@ -47,7 +53,11 @@ async def test_groups_become_measurement_sets(ingest: IngestStack, sim_groups: l
     assert g1["subbands_present"] == 16 and not g1["has_calibrator"]
     assert g2["has_calibrator"]
 
-    # /api/status
+    # /api/status (bytes refreshed by the edge's broadcaster a few ms after each change)
+    async def settled() -> bool:
+        return bool((await ingest.get("/api/status")).body["queue"]["completed"] == 2)
+
+    await eventually(settled, timeout=5)
     r = await ingest.get("/api/status")
     assert r.status == 200
     assert r.body["queue"] == {
