@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 import numpy.typing as npt
-from scipy.special import j1
+
+from astro import primary_beam
 
 C_LIGHT = 299792458.0
 
@@ -36,9 +37,7 @@ class PointSource:
         return self.flux_jy * (np.asarray(freq, float) / self.ref_freq_hz) ** self.spectral_index
 
 
-def radec_to_lmn(
-    ra: npt.ArrayLike, dec: npt.ArrayLike, ra0: float, dec0: float
-) -> npt.NDArray[np.float64]:
+def radec_to_lmn(ra: npt.ArrayLike, dec: npt.ArrayLike, ra0: float, dec0: float) -> npt.NDArray[np.float64]:
     """Direction cosines (l, m, n) of (ra, dec) relative to the phase centre (ra0, dec0), radians."""
     ra_a = np.asarray(ra, float)
     dec_a = np.asarray(dec, float)
@@ -62,25 +61,16 @@ def lm_to_radec(
 
 
 def airy_beam(theta: npt.ArrayLike, freq: npt.ArrayLike, dish_diameter: float = 4.65) -> npt.NDArray[np.float64]:
-    """Power pattern of a uniformly illuminated dish: (2 J1(x)/x)^2, x = pi D sin(theta) / lambda.
-
-    `theta` (radians) and `freq` (Hz) broadcast against each other.
-    """
-    th = np.asarray(theta, float)
-    f = np.asarray(freq, float)
-    x = np.pi * dish_diameter * np.sin(th) * f / C_LIGHT
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = np.where(np.abs(x) < 1e-8, 1.0, (2.0 * j1(x) / np.where(x == 0, 1.0, x)) ** 2)
-    return np.asarray(out, float)
+    """Power pattern of a uniformly illuminated dish, (2 J1(x)/x)^2: ``astro.primary_beam``'s, the
+    one the simulator observes through (kept under this name for callers of this module)."""
+    return np.asarray(primary_beam.airy_beam(theta, freq, dish_diameter), float)
 
 
-def angular_separation(ra1: npt.ArrayLike, dec1: npt.ArrayLike, ra2: npt.ArrayLike, dec2: npt.ArrayLike) -> npt.NDArray[np.float64]:
-    """Great-circle separation, radians (Vincenty formula)."""
-    r1, d1, r2, d2 = (np.asarray(a, float) for a in (ra1, dec1, ra2, dec2))
-    dra = r2 - r1
-    num = np.hypot(np.cos(d2) * np.sin(dra), np.cos(d1) * np.sin(d2) - np.sin(d1) * np.cos(d2) * np.cos(dra))
-    den = np.sin(d1) * np.sin(d2) + np.cos(d1) * np.cos(d2) * np.cos(dra)
-    return np.asarray(np.arctan2(num, den), float)
+def angular_separation(
+    ra1: npt.ArrayLike, dec1: npt.ArrayLike, ra2: npt.ArrayLike, dec2: npt.ArrayLike
+) -> npt.NDArray[np.float64]:
+    """Great-circle separation, radians (Vincenty formula; ``astro.primary_beam``'s)."""
+    return np.asarray(primary_beam.angular_separation(ra1, dec1, ra2, dec2), float)
 
 
 def local_sidereal_time(mjd: npt.ArrayLike, lon_deg: float = OVRO_LON_DEG) -> npt.NDArray[np.float64]:
@@ -104,6 +94,27 @@ def itrf_to_geodetic(positions: npt.ArrayLike) -> tuple[float, float, float]:
     return float(loc.lat.deg), float(loc.lon.deg), float(loc.height.to_value(u.m))
 
 
+def _meridian_ra_deg(mjd: npt.NDArray[np.float64], dec_deg: float, lon_deg: float) -> npt.NDArray[np.float64]:
+    """ICRS RA (deg) of the meridian at `dec_deg`, per MJD: exact at the ends, linear in between.
+
+    The meridian RA advances at the sidereal rate; over a tile (minutes) the linear interpolation
+    between two exact astropy transformations is good to far below a milliarcsecond.
+    """
+    from astropy.time import Time
+
+    from astro.coordinates import meridian_ra_deg
+
+    lo, hi = float(np.min(mjd)), float(np.max(mjd))
+    # at the site, shifted 1:1 by the longitude difference (astro.coordinates tests a location
+    # for truth, which an EarthLocation refuses, so none is passed)
+    ends = np.asarray(meridian_ra_deg(Time([lo, hi], format="mjd", scale="utc"), dec_deg), float)
+    ends = ends + (lon_deg - OVRO_LON_DEG)
+    if hi - lo < 1e-9:
+        return np.full(mjd.shape, ends[0])
+    span = (ends[1] - ends[0]) % 360.0
+    return np.asarray((ends[0] + span * (mjd - lo) / (hi - lo)) % 360.0, float)
+
+
 def drift_beam_gains(
     sources: Sequence[PointSource],
     mjd: npt.ArrayLike,
@@ -115,11 +126,18 @@ def drift_beam_gains(
 ) -> npt.NDArray[np.float64]:
     """Primary-beam power [nsrc, ntime, nchan] for a transit (drift-scan) instrument.
 
-    The beam centre is at (LST(t), pointing_dec) unless `pointing_ra` (radians) fixes it.
+    The beam centre is the ICRS position on the meridian at `pointing_dec` at each time (as
+    ``astro.coordinates.meridian_ra_deg`` gives it, and as the simulator points the dishes) unless
+    `pointing_ra` (radians) fixes it. Not the local sidereal time: that is the meridian's RA in the
+    equinox of date, ~0.3 deg (precession since J2000) away from the ICRS one in 2025, which put
+    the calibrator's beam attenuation off by several per cent.
     """
     mjd_a = np.atleast_1d(np.asarray(mjd, float))
     f = np.asarray(freq, float)
-    pra = local_sidereal_time(mjd_a, lon_deg) if pointing_ra is None else np.full(mjd_a.size, pointing_ra)
+    if pointing_ra is None:
+        pra = np.deg2rad(_meridian_ra_deg(mjd_a, float(np.rad2deg(pointing_dec)), lon_deg))
+    else:
+        pra = np.full(mjd_a.size, pointing_ra)
     out = np.empty((len(sources), mjd_a.size, f.size))
     for k, s in enumerate(sources):
         th = angular_separation(np.deg2rad(s.ra_deg), np.deg2rad(s.dec_deg), pra, pointing_dec)
@@ -203,9 +221,7 @@ def source_model_vis(
     `beam`, if given, is the primary-beam power [nsrc, ntime, nchan] (e.g. from `drift_beam_gains`).
     """
     f = np.asarray(freq, float)
-    lmn = radec_to_lmn(
-        np.deg2rad([s.ra_deg for s in sources]), np.deg2rad([s.dec_deg for s in sources]), *phase_dir
-    )
+    lmn = radec_to_lmn(np.deg2rad([s.ra_deg for s in sources]), np.deg2rad([s.dec_deg for s in sources]), *phase_dir)
     flux = np.stack([s.flux(f) for s in sources])[:, None, :]
     if beam is not None:
         flux = flux * np.asarray(beam, float)

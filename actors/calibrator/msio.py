@@ -19,7 +19,15 @@ Sign convention assumed everywhere in `actors.calibrator` and `actors.imager`:
 
     V_ij(u, v, w) = g_i conj(g_j) sum_k S_k exp(-2 pi i (u l_k + v m_k + w (n_k - 1)))
 
-with (u, v, w) the MS UVW column in wavelengths, l towards east (increasing RA), m towards north.
+with (u, v, w) = `VisData.uvw` in wavelengths, l towards east (increasing RA), m towards north.
+
+`VisData.uvw` is the *negated* MS UVW column. A Measurement Set as CASA (and pyuvdata, which the
+watcher's converter uses: ``pyuvdata_flip_conj``) writes it has V = sum S exp(+2 pi i UVW.lmn):
+pyuvdata's own convention (uvw = ant2 - ant1, V ~ exp(+2 pi i uvw.s)) with the data conjugated
+and UVW negated. Negating UVW once, here at the border (and again in `write_ms`), keeps the
+data (and so the gain convention V = g_i conj(g_j) M of CASA's tables) untouched. Checked end to
+end against the simulator in ``tests/actors/imager/test_conventions_sim.py``; before this the
+sky came out mirrored through the phase centre.
 """
 
 from __future__ import annotations
@@ -220,7 +228,7 @@ def read_ms(path: str | os.PathLike[str], datacolumn: str = "DATA") -> VisData:
                     vis[ti, bi, c, :] = data[:, k, :]
                     flags[ti, bi, c, :] = fl[:, k, :]
             ti, bi = t_idx[rows], b_idx[rows]
-            uvw[ti, bi] = uvw_rows[rows]
+            uvw[ti, bi] = -uvw_rows[rows]  # see the module docstring
             if wt_rows is not None:
                 weight[ti, bi] = wt_rows[rows]
             else:
@@ -331,7 +339,7 @@ def write_ms(path: str | os.PathLike[str], data: VisData, tiled: bool = True) ->
         t.putcol("TIME_CENTROID", np.repeat(data.time, nbl))
         t.putcol("ANTENNA1", np.tile(data.ant1, ntime))
         t.putcol("ANTENNA2", np.tile(data.ant2, ntime))
-        t.putcol("UVW", data.uvw.reshape(nrow, 3))
+        t.putcol("UVW", -data.uvw.reshape(nrow, 3))  # MS convention: see the module docstring
         t.putcol("INTERVAL", np.full(nrow, data.interval))
         t.putcol("EXPOSURE", np.full(nrow, data.interval))
         t.putcol("WEIGHT", data.weight.reshape(nrow, npol))
