@@ -76,3 +76,12 @@ async def require_operator(request: web.Request) -> Principal:
     if not principal.is_operator:
         raise _forbidden("this endpoint is for operators only", "OPERATOR_ONLY")
     return principal
+
+
+async def require_reader(request: web.Request) -> Principal | None:
+    """For dashboard read endpoints: open unless ``--read-auth`` is set, then any valid key."""
+    from web.app import EDGE
+
+    if request.app[EDGE].settings.read_auth:
+        return await require_key(request)
+    return None

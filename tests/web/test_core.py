@@ -81,3 +81,11 @@ async def test_openapi_document_is_valid_3_1_and_generated_from_structs(
         "calibration_sets",
         "recent_groups",
     }
+
+
+async def test_read_auth_closes_dashboard_reads_but_not_health(edge_factory: Callable[..., Awaitable[Any]]) -> None:
+    edge = await edge_factory(read_auth=True)
+    assert (await _get(edge.url + "/health"))[0] == 200
+    for path in ("/api/status", "/api/metrics/system", "/api/actors", "/api/sse/status"):
+        status, body = await _get(edge.url + path)
+        assert status == 403 and body["code"] == "MISSING_API_KEY", path

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from aiohttp import WSMsgType, web
 
+from web.auth import require_reader
 from web.live import Client, LiveMessage
 from web.routing import json_response
 
@@ -100,10 +101,12 @@ def register(edge: Edge) -> None:
         summary="Pipeline queue statistics, calibration sets and the last 20 observation groups",
     )
     async def status(request: web.Request) -> web.Response:
+        await require_reader(request)
         return web.Response(body=edge.status_bytes, content_type="application/json")
 
     @api.route("GET", "/api/metrics/system", response=SystemMetrics, tag="core", summary="CPU, memory, disk, load")
     async def metrics(request: web.Request) -> web.Response:
+        await require_reader(request)
         from web.metrics import system_metrics
 
         return json_response(await asyncio.to_thread(system_metrics, edge.settings.data_dir))
@@ -112,6 +115,7 @@ def register(edge: Edge) -> None:
         "GET", "/api/actors", response=ActorsResponse, tag="core", summary="Actor instances and their last heartbeat"
     )
     async def actors(request: web.Request) -> web.Response:
+        await require_reader(request)
         now = time.time()
         stale_after = 3 * edge.settings.heartbeat_s
         views = [
@@ -142,6 +146,7 @@ def register(edge: Edge) -> None:
         summary="WebSocket: snapshot on connect, then status_update/metrics_update/ese_update",
     )
     async def ws_status(request: web.Request) -> web.WebSocketResponse:
+        await require_reader(request)
         ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=64 * 1024)
         await ws.prepare(request)
         edge.track_socket(ws)
@@ -174,6 +179,7 @@ def register(edge: Edge) -> None:
         summary="Server-Sent Events: the same messages as the WebSocket; honours Last-Event-ID",
     )
     async def sse_status(request: web.Request) -> web.StreamResponse:
+        await require_reader(request)
         resp = web.StreamResponse(
             headers={
                 "Content-Type": "text/event-stream",

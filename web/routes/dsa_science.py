@@ -21,7 +21,7 @@ from aiohttp import web
 from actors.mosaicker import commands as mosaic_commands
 from actors.variability import commands as ese_commands
 from bus.request import CommandUnavailable, request
-from web.auth import require_key, require_operator
+from web.auth import require_operator, require_reader
 from web.errors import ApiError
 from web.projections import science
 from web.routing import json_response, query_float, query_int, read_json
@@ -217,9 +217,7 @@ def register(edge: Edge) -> None:
     api = edge.api
     store = edge.store
 
-    async def read_guard(request: web.Request) -> None:
-        if edge.settings.read_auth:
-            await require_key(request)
+    read_guard = require_reader
 
     async def ese_snapshot() -> Any:
         return await science.ese_candidates(store)
