@@ -36,6 +36,7 @@ channels": all cores are busy on every chunk.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numba as nb
@@ -70,7 +71,8 @@ def drift_resolution(df_hz: float, tsamp: float, ntime: int) -> float:
 
 
 TILE = 8192  # channels per parallel work item (its two mirrored copies live in L2)
-SUB = 256  # channels per sub-tile: the tree's two ping-pong buffers (2·N·(SUB + N − 1) float32) stay in L1
+VEC = 32  # stage widths are rounded up to this many columns (vector loops without scalar remainders)
+SUB = 240  # channels per sub-tile: the two ping-pong tree buffers (2·N·(SUB + N + VEC) float32) stay in L1
 
 
 @nb.njit(cache=True, nogil=True)
@@ -116,12 +118,15 @@ def _block_best(
 ) -> None:
     """One drift block on one sub-tile, value only: ``lb[j] = max(lb[j], best path sum of the block)``.
 
-    Stage 1 reads ``src`` with the block shift ``b·t``; the last stage is fused with the maximum.  Its
-    two outputs ``r = 2k`` and ``2k + 1`` share the term ``A_k[j]`` (they differ only in the shift of
-    ``B_k``), so the maximum is taken as ``A_k[j] + max(B_k[j + k], B_k[j + k + 1])``: 8 adds instead
-    of 16 per channel for N = 16, and no drift index is stored.  ``n ≥ 4``."""
+    Stage 1 reads ``src`` with the block shift ``b·t``.  Every stage runs over a width rounded up to
+    :data:`VEC` columns (no scalar remainder loops; the extra columns are never used).  For N ≥ 8 the
+    last two stages are fused with the maximum: with G0..G3 the four groups of N/4 rows, drift
+    ``r`` is ``A_k + B_k(+k or k+1)`` with ``k = r // 2``, ``A_k = G0 + G1(+…)``, ``B_k = G2 + G3(+…)``,
+    and the two drifts sharing ``A_k`` are maximised as ``A_k + max(B, B')`` — the same additions in
+    the same order as the plain tree (so bitwise the same sums), with one pass over the buffers
+    instead of two and no drift index stored.  ``n ≥ 4``."""
     n = src.shape[0]
-    wid = tw + n - 2
+    wid = ((tw + n - 1 + VEC - 1) // VEC) * VEC
     for g in range(0, n, 2):
         s0 = f0 + b * g
         s1 = f0 + b * (g + 1)
@@ -137,27 +142,51 @@ def _block_best(
     src_buf = a
     dst_buf = c
     m = 2
-    while m < n // 2:
-        neww = wid - m
+    dbase = b * (n - 1)
+    full = dbase + n - 1 <= dmax
+    stop = n // 4 if (full and n >= 8) else n // 2
+    while m < stop:
         for g in range(0, n, 2 * m):
             for r in range(2 * m):
                 rh = r // 2
                 sh = r - rh
-                ra = src_buf[g + rh, :neww]
-                rb = src_buf[g + m + rh, sh : sh + neww]
-                out = dst_buf[g + r, :neww]
-                for j in range(neww):
+                ra = src_buf[g + rh, :wid]
+                rb = src_buf[g + m + rh, sh : sh + wid]
+                out = dst_buf[g + r, :wid]
+                for j in range(wid):
                     out[j] = ra[j] + rb[j]
         src_buf, dst_buf = dst_buf, src_buf
         m *= 2
-        wid = neww
+    tv = ((tw + VEC - 1) // VEC) * VEC
+    if full and n >= 8:
+        # the last two stages fused with the maximum: groups G0..G3 of q = N/4 rows (row h = drift h)
+        q = n // 4
+        sb = src_buf
+        for h in range(q):
+            r0 = h
+            r1 = q + h
+            r2 = 2 * q + h
+            r3 = 3 * q + h
+            for j in range(tv):
+                g0 = sb[r0, j]
+                a0 = g0 + sb[r1, j + h]
+                a1 = g0 + sb[r1, j + h + 1]
+                u0 = sb[r2, j + 2 * h] + sb[r3, j + 3 * h]
+                u1 = sb[r2, j + 2 * h + 1] + sb[r3, j + 3 * h + 1]
+                u2 = sb[r2, j + 2 * h + 1] + sb[r3, j + 3 * h + 2]
+                u3 = sb[r2, j + 2 * h + 2] + sb[r3, j + 3 * h + 3]
+                s0 = a0 + (u0 if u0 > u1 else u1)
+                s1 = a1 + (u2 if u2 > u3 else u3)
+                sm = s1 if s1 > s0 else s0
+                o = lb[j]
+                lb[j] = sm if sm > o else o
+        return
     m = n // 2
-    dbase = b * (n - 1)
-    if dbase + n - 1 <= dmax:
+    if full:
         for k in range(m):
-            ra = src_buf[k, :tw]
-            rb = src_buf[m + k, k : k + tw + 1]
-            for j in range(tw):
+            ra = src_buf[k, :tv]
+            rb = src_buf[m + k, k : k + tv + 1]
+            for j in range(tv):
                 u = rb[j]
                 v = rb[j + 1]
                 s = ra[j] + (u if u > v else v)
@@ -167,9 +196,9 @@ def _block_best(
         for r in range(dmax - dbase + 1):
             rh = r // 2
             sh = r - rh
-            ra = src_buf[rh, :tw]
-            rb = src_buf[m + rh, sh : sh + tw]
-            for j in range(tw):
+            ra = src_buf[rh, :tv]
+            rb = src_buf[m + rh, sh : sh + tv]
+            for j in range(tv):
                 s = ra[j] + rb[j]
                 o = lb[j]
                 lb[j] = s if s > o else o
@@ -259,7 +288,7 @@ def _dedoppler_best_kernel(data: FloatArray, n: int, dmax: int, tile: int, sub: 
     """Best path sum over drifts ``−dmax..dmax`` per start channel; both signs in one pass per tile."""
     nc = data.shape[1]
     nbl = dmax // (n - 1) + 1
-    margin = nbl * (n - 1) + n
+    margin = nbl * (n - 1) + n + 2 * VEC
     best = np.empty(nc, dtype=np.float32)
     ntiles = (nc + tile - 1) // tile
     for it in nb.prange(ntiles):
@@ -268,13 +297,14 @@ def _dedoppler_best_kernel(data: FloatArray, n: int, dmax: int, tile: int, sub: 
         L = np.empty((n, tw + 2 * margin), dtype=np.float32)
         R = np.empty((n, tw + 2 * margin), dtype=np.float32)
         _load_tiles(data, f0, tw, margin, L, R)
-        a = np.empty((n, sub + n - 1), dtype=np.float32)
-        c = np.empty((n, sub + n - 1), dtype=np.float32)
-        lbp = np.empty(sub, dtype=np.float32)
-        lbn = np.empty(sub, dtype=np.float32)
+        wbuf = ((sub + n - 1 + VEC - 1) // VEC) * VEC + n + VEC
+        a = np.zeros((n, wbuf), dtype=np.float32)
+        c = np.zeros((n, wbuf), dtype=np.float32)
+        lbp = np.empty(sub + VEC, dtype=np.float32)
+        lbn = np.empty(sub + VEC, dtype=np.float32)
         for s0 in range(0, tw, sub):
             sw = min(sub, tw - s0)
-            for j in range(sw):
+            for j in range(sub + VEC):
                 lbp[j] = -np.inf
                 lbn[j] = -np.inf
             f_neg = margin + tw - s0 - sw
@@ -294,35 +324,45 @@ def _dedoppler_best_kernel(data: FloatArray, n: int, dmax: int, tile: int, sub: 
 
 
 @nb.njit(cache=True, nogil=True)
-def _drifts_at_kernel(data: FloatArray, n: int, dmax: int, cols: npt.NDArray[np.int64]) -> tuple[FloatArray, IntArray]:
-    """Best path sum and its drift index at the given start columns: the same tree (so bitwise the same
-    sums as the search kernel), ties to the positive sign and then to the smaller |d|."""
-    nbl = dmax // (n - 1) + 1
-    margin = nbl * (n - 1) + n
+def _drifts_at_kernel(
+    data: FloatArray, n: int, offs: npt.NDArray[np.int64], cols: npt.NDArray[np.int64]
+) -> tuple[FloatArray, IntArray]:
+    """Best path sum and its drift index at the given start columns.  Each path is summed over its
+    ``offs[d]`` channels in the tree's own order (pairs of time steps, then pairs of pairs, …), so the
+    sums are bitwise those of the search kernel.  Ties go to the positive sign, then to the smaller
+    |d|."""
+    nt, nc = data.shape
+    dmax = offs.shape[0] - 1
     vals = np.empty(cols.size, dtype=np.float32)
     drifts = np.empty(cols.size, dtype=np.int32)
-    L = np.empty((n, 1 + 2 * margin), dtype=np.float32)
-    R = np.empty((n, 1 + 2 * margin), dtype=np.float32)
-    a = np.empty((n, n), dtype=np.float32)
-    c = np.empty((n, n), dtype=np.float32)
+    buf = np.empty(n, dtype=np.float32)
     for q in range(cols.size):
-        _load_tiles(data, cols[q], 1, margin, L, R)
+        i = cols[q]
         bv = np.float32(-np.inf)
         bd = 0
         for sign in (1, -1):
-            for b in range(nbl):
-                res = _tree_tile_at(L if sign > 0 else R, margin, 1, b, a, c)
-                for r in range(n):
-                    d = b * (n - 1) + r
-                    if d > dmax:
-                        break
-                    v = res[r, 0]
-                    if v > bv:
-                        bv = v
-                        bd = sign * d
+            for d in range(dmax + 1):
+                for t in range(n):
+                    col = i + sign * offs[d, t]
+                    buf[t] = data[t, col] if (t < nt and 0 <= col < nc) else np.float32(0.0)
+                m = 1
+                while m < n:
+                    for g in range(0, n, 2 * m):
+                        buf[g] = buf[g] + buf[g + m]
+                    m *= 2
+                v = buf[0]
+                if v > bv:
+                    bv = v
+                    bd = sign * d
         vals[q] = bv
         drifts[q] = bd
     return vals, drifts
+
+
+@functools.lru_cache(maxsize=16)
+def _offsets_table(n: int, dmax: int) -> npt.NDArray[np.int64]:
+    """``taylor_path(n, d)`` for ``d = 0..dmax``, as a (dmax + 1, n) table."""
+    return np.stack([taylor_path(n, d) for d in range(dmax + 1)]).astype(np.int64)
 
 
 @nb.njit(cache=True, nogil=True)
@@ -365,7 +405,8 @@ def drifts_at(data: npt.NDArray[np.floating], dmax: int, cols: npt.ArrayLike) ->
     ties going to the positive sign, then to the smaller |drift|."""
     x = np.ascontiguousarray(data, dtype=np.float32)
     c = np.asarray(cols, dtype=np.int64).ravel()
-    return _drifts_at_kernel(x, n_padded(x.shape[0]), int(dmax), c)
+    n = n_padded(x.shape[0])
+    return _drifts_at_kernel(x, n, _offsets_table(n, int(dmax)), c)
 
 
 def dedoppler_max(data: npt.NDArray[np.floating], dmax: int) -> tuple[FloatArray, IntArray]:

@@ -206,15 +206,16 @@ def comp_stats(spectrum: npt.NDArray[np.floating]) -> tuple[float, float]:
     return float(med), float(_trimmed_std(x, lo, hi))
 
 
-@nb.njit(parallel=True, cache=True, nogil=True, fastmath={"reassoc"})
+@nb.njit(cache=True, nogil=True, fastmath={"reassoc"})
 def _centre_and_integrate(data: FloatArray) -> npt.NDArray[np.float64]:
     """Subtract each row's mean in place (mean accumulated in float64) and return the integrated
-    spectrum (the sum over time, in float64) of the centred data: two passes, both cores."""
+    spectrum (the sum over time, in float64) of the centred data: two cache-blocked passes (a single
+    thread: this is memory-bound, and a second thread only helped on an idle machine)."""
     nt, nc = data.shape
     nchunk = 64
     size = (nc + nchunk - 1) // nchunk
     part = np.zeros((nchunk, nt), dtype=np.float64)
-    for ci in nb.prange(nchunk):
+    for ci in range(nchunk):
         lo = ci * size
         hi = min(nc, lo + size)
         for t in range(nt):
@@ -227,7 +228,7 @@ def _centre_and_integrate(data: FloatArray) -> npt.NDArray[np.float64]:
     for t in range(nt):
         means[t] = np.float32(part[:, t].sum() / nc)
     integ = np.empty(nc, dtype=np.float64)
-    for ci in nb.prange(nchunk):
+    for ci in range(nchunk):
         lo = ci * size
         hi = min(nc, lo + size)
         for j in range(lo, hi):
@@ -404,8 +405,8 @@ def search_coarse_channel(
 
 
 def _row_sigma(data: FloatArray) -> npt.NDArray[np.float64]:
-    """Robust σ of each row, half the 16–84 % spread of a subsample of about 16 384 channels."""
-    sub = data[:, :: max(1, data.shape[1] // 16384)]
+    """Robust σ of each row, half the 16–84 % spread of a subsample of about 4096 channels."""
+    sub = data[:, :: max(1, data.shape[1] // 4096)]
     p16, p84 = np.percentile(sub, [16, 84], axis=1)
     return np.asarray(0.5 * (p84 - p16), dtype=np.float64)
 
