@@ -16,10 +16,12 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import contextvars
 import functools
 import multiprocessing
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -27,6 +29,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
 
 import msgspec
+import psutil
 
 import logs
 from bus import Bus
@@ -38,6 +41,27 @@ from settings import Settings
 R = TypeVar("R")
 
 _pool: concurrent.futures.ProcessPoolExecutor | None = None
+_delivery: contextvars.ContextVar[int] = contextvars.ContextVar("delivery", default=1)
+
+
+def _die_with(parent_pid: int) -> None:
+    """Pool-worker initializer: exit when the actor process that owns the pool is gone.
+
+    With forkserver a worker's parent is the fork server, not the actor, so a SIGKILLed actor
+    would otherwise leave its workers waiting on their queue forever.
+    """
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            try:
+                alive = psutil.Process(parent_pid).status() != psutil.STATUS_ZOMBIE
+            except psutil.NoSuchProcess:
+                alive = False
+            if not alive:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="die-with-actor", daemon=True).start()
 
 
 def process_pool() -> concurrent.futures.ProcessPoolExecutor:
@@ -45,7 +69,10 @@ def process_pool() -> concurrent.futures.ProcessPoolExecutor:
     global _pool
     if _pool is None:
         _pool = concurrent.futures.ProcessPoolExecutor(
-            max_workers=os.cpu_count() or 2, mp_context=multiprocessing.get_context("forkserver")
+            max_workers=os.cpu_count() or 2,
+            mp_context=multiprocessing.get_context("forkserver"),
+            initializer=_die_with,
+            initargs=(os.getpid(),),
         )
     return _pool
 
@@ -124,9 +151,22 @@ class Actor:
             producer=self.role,
         )
 
-    async def _dispatch(self, event: Event, _msg: Any) -> None:
+    def delivery(self) -> int:
+        """How many times the event being handled has been delivered (1 the first time).
+
+        A handler can use it to give up gracefully on its last delivery (``settings.max_deliveries``)
+        instead of leaving the work to be dead-lettered.
+        """
+        return _delivery.get()
+
+    async def _dispatch(self, event: Event, msg: Any) -> None:
+        metadata = getattr(msg, "metadata", None)
+        token = _delivery.set(int(getattr(metadata, "num_delivered", 1) or 1))
         self.log.info("handling", event_id=event.id, correlation_id=event.correlation_id, type=event.type)
-        await self.handle(event)
+        try:
+            await self.handle(event)
+        finally:
+            _delivery.reset(token)
 
     async def start(self) -> None:
         await self.setup()

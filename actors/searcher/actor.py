@@ -39,9 +39,8 @@ import tempfile
 import threading
 import time
 import uuid
-from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from actors.runtime import Actor
 from actors.searcher.filterbank import FilterbankError
@@ -60,7 +59,6 @@ from web.storage import ObjectStorage, open_storage
 
 PROGRESS_INTERVAL_S = 0.25
 _ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "observatory/searcher")
-_delivery: ContextVar[int] = ContextVar("searcher_delivery", default=1)
 
 
 def fact_id(job_id: str, fact: str) -> str:
@@ -113,15 +111,6 @@ class SearcherActor(Actor):
                 self.log.warning(f"{what} failed", error=repr(outcome))
         self.log.info("searcher ready", warm_up_s=round(time.perf_counter() - started, 2))
 
-    async def _dispatch(self, event: Event, msg: Any) -> None:
-        # The delivery count decides whether an unexpected error is retried or fails the job.
-        metadata = getattr(msg, "metadata", None)
-        token = _delivery.set(int(getattr(metadata, "num_delivered", 1) or 1))
-        try:
-            await super()._dispatch(event, msg)
-        finally:
-            _delivery.reset(token)
-
     # -- one job ---------------------------------------------------------------------------------
     async def handle(self, event: Event) -> None:
         assert isinstance(event, JobSubmitted)
@@ -138,7 +127,7 @@ class SearcherActor(Actor):
             else:
                 self.log.warning("input gone before the exports of a complete job", job_id=job.job_id)
         except Exception as exc:
-            delivery = _delivery.get()
+            delivery = self.delivery()  # decides whether an unexpected error is retried or fails the job
             if outcome is not None or delivery < self.settings.max_deliveries:
                 raise  # retried by the runtime (and dead-lettered after the last delivery)
             self.log.exception("job failed on its last delivery", job_id=job.job_id, delivery=delivery)

@@ -1,0 +1,50 @@
+"""The actor runtime's process pool: its workers die with the actor that owns them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+import psutil
+
+from tests.conftest import PYTHON, ROOT, subprocess_env
+
+OWNER = r"""
+import asyncio, os, sys
+from actors import runtime
+
+async def main():
+    loop = asyncio.get_running_loop()
+    pids = await asyncio.gather(*(loop.run_in_executor(runtime.process_pool(), os.getpid) for _ in range(8)))
+    print(" ".join(str(p) for p in sorted(set(pids))), flush=True)
+    await asyncio.sleep(3600)
+
+asyncio.run(main())
+"""
+
+
+def test_pool_workers_exit_when_their_actor_is_killed() -> None:
+    owner = subprocess.Popen([PYTHON, "-c", OWNER], cwd=ROOT, env=subprocess_env(), stdout=subprocess.PIPE, text=True)
+    try:
+        assert owner.stdout is not None
+        workers = [int(p) for p in owner.stdout.readline().split()]
+        assert workers and owner.pid not in workers
+        assert all(psutil.pid_exists(p) for p in workers)
+        os.kill(owner.pid, signal.SIGKILL)
+        owner.wait()
+        deadline = time.monotonic() + 10
+        while any(_alive(p) for p in workers):
+            assert time.monotonic() < deadline, "pool workers outlived their actor"
+            time.sleep(0.2)
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
