@@ -27,7 +27,8 @@ from actors.quota_keeper import commands, keys, tiers
 from actors.quota_keeper.ledger import Key, Ledger, LedgerError
 from actors.runtime import Actor
 from bus.request import CommandError, serve
-from schemas.base import Event
+from schemas.base import Event, decode
+from schemas.ops import DeadLettered
 from schemas.seti import (
     ExportsExpired,
     ExportsWritten,
@@ -46,7 +47,13 @@ T = TypeVar("T")
 
 class QuotaKeeperActor(Actor):
     role = "quota_keeper"
-    consumes: ClassVar[tuple[type[Event], ...]] = (JobSubmitted, JobCompleted, JobFailed, ExportsWritten)
+    consumes: ClassVar[tuple[type[Event], ...]] = (
+        JobSubmitted,
+        JobCompleted,
+        JobFailed,
+        ExportsWritten,
+        DeadLettered,
+    )
     publishes: ClassVar[tuple[type[Event], ...]] = (
         JobSubmitted,
         UserUpdated,
@@ -195,6 +202,31 @@ class QuotaKeeperActor(Actor):
             await self._prune(event.user_id)
         elif isinstance(event, ExportsWritten):
             await self.ledger.record_exports(event.job_id, event.user_id, event.keys)
+        elif isinstance(event, DeadLettered):
+            await self._fail_dead_lettered_job(event)
+
+    async def _fail_dead_lettered_job(self, dead: DeadLettered) -> None:
+        """A job whose submission the searcher dead-lettered (it crashed the searcher on every
+        delivery) would otherwise stay "processing" for ever, holding one of its user's running
+        slots. Fail it, with the reason; the id is derived from the job so it is stored once."""
+        if dead.consumer != "searcher" or dead.original_subject != JobSubmitted.subject():
+            return
+        try:
+            job = decode(dead.payload.encode())
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            return  # undecodable: there is no job to fail
+        if not isinstance(job, JobSubmitted):
+            return
+        failed = JobFailed(
+            id=uuid.uuid5(uuid.NAMESPACE_URL, f"observatory/dead-letter/{job.job_id}").hex,
+            job_id=job.job_id,
+            user_id=job.user_id,
+            completed_at=int(time.time()),
+            error=f"the job could not be processed after {dead.deliveries} attempts: {dead.reason}",
+            correlation_id=job.correlation_id or job.job_id,
+        )
+        await self._publish(failed)
+        self.log.warning("dead-lettered job failed", job_id=job.job_id, deliveries=dead.deliveries)
 
     async def _prune(self, user_id: str) -> None:
         user = await self.ledger.user(user_id)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import msgspec
 from openapi_spec_validator import validate
 
 from schemas.seti import ExportsWritten, JobCompleted, JobFailed, JobProgressed, JobSubmitted
@@ -330,3 +332,42 @@ async def test_health(stack: Stack) -> None:
     for path in ("/upload-url", "/complete-upload", "/abort-upload", "/analyze", "/jobs", "/jobs/{job_id}"):
         assert path in doc["paths"], path
     validate(doc)
+
+
+async def test_a_job_dead_lettered_by_the_searcher_is_failed_and_frees_its_slot(stack: Stack) -> None:
+    """A submission that crashed the searcher on every delivery is dead-lettered by the consumer;
+    the quota keeper turns that into a failed job (once), so it does not stay "processing"."""
+    from bus.replay import replay
+    from schemas.base import decode, encode
+    from schemas.ops import DeadLettered
+    from schemas.seti import JobSubmitted
+
+    user = await stack.user()
+    key = await stack.upload(user)
+    _, body = await analyze(stack, user, key)
+    job_id = str(body["job_id"])
+    submitted = None
+    async for stored in replay(stack.bus.js, "seti.job.submitted"):
+        event = decode(stored.data)
+        if isinstance(event, JobSubmitted) and event.job_id == job_id:
+            submitted = event
+    assert submitted is not None
+    dead = DeadLettered(
+        consumer="searcher",
+        original_subject="seti.job.submitted",
+        original_seq=1,
+        deliveries=5,
+        reason="delivered 6 times without an answer",
+        payload=encode(submitted).decode(),
+    )
+    await stack.bus.publish(dead)
+    await stack.bus.publish(msgspec.structs.replace(dead, id="another-copy"))  # a second dead letter
+
+    async def failed() -> Any:
+        r = await stack.call("GET", f"/jobs/{job_id}", user)
+        return r.body if r.body["status"] == "failed" else None
+
+    job = await eventually(failed)
+    assert "could not be processed after 5 attempts" in job["error"]
+    failures = [decode(s.data) async for s in replay(stack.bus.js, "seti.job.failed")]
+    assert len([f for f in failures if getattr(f, "job_id", "") == job_id]) == 1
