@@ -6,6 +6,19 @@ from typing import Any
 
 from schemas.base import Event
 
+#: The exports of a job: download format (the seed's ``format=`` values, plus ``dat``) -> file name.
+#: The searcher writes these files and the edge serves them; this table is their contract.
+EXPORT_FILES: dict[str, str] = {
+    "json": "results.json",
+    "csv": "signals.csv",
+    "catalog_json": "catalog.json",
+    "classified": "classified.json",
+    "fits": "catalog.fits",
+    "waterfall": "waterfall.png",
+    "waterfall_thumb": "waterfall_thumb.png",
+    "dat": "hits.dat",
+}
+
 
 class JobSubmitted(Event, frozen=True, tag="seti.job.submitted"):
     job_id: str

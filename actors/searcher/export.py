@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from .hits import Hit
     from .pipeline import SearchResult
 
+from schemas.seti import EXPORT_FILES
+
 __all__ = [
     "CSV_COLUMNS",
     "EXPORT_FILES",
@@ -30,16 +32,6 @@ __all__ = [
     "write_all",
 ]
 
-EXPORT_FILES: dict[str, str] = {
-    "json": "results.json",
-    "csv": "signals.csv",
-    "catalog_json": "catalog.json",
-    "classified": "classified.json",
-    "fits": "catalog.fits",
-    "waterfall": "waterfall.png",
-    "waterfall_thumb": "waterfall_thumb.png",
-    "dat": "hits.dat",
-}
 
 CSV_COLUMNS = (
     "source_name",
@@ -195,6 +187,7 @@ def dat_text(result: SearchResult, dat_name: str = "hits.dat") -> str:
     for hit in result.hits:
         per_coarse[hit.coarse_channel] = per_coarse.get(hit.coarse_channel, 0) + 1
     info_desc = result.foff_mhz < 0
+
     # turboSETI order: file coarse channels in order, hits by index within each.
     def file_key(hit: Hit) -> tuple[int, int]:
         fc = result.nchans - 1 - hit.channel if info_desc else hit.channel
@@ -244,10 +237,11 @@ def _panels(result: SearchResult, info: FilterbankInfo, max_panels: int) -> list
         a0, a1 = max(0, a0), min(info.nchans, a1)
         data = read_window(info, a0, a1)
         f_ref = h.frequency_hz
-        x = (info.freq_mhz(np.arange(a0, a1)) * 1e6 - f_ref)
+        x = info.freq_mhz(np.arange(a0, a1)) * 1e6 - f_ref
         title = f"{h.classification}  SNR {h.snr:.1f}  drift {h.drift_rate:+.4f} Hz/s"
-        panels.append({"data": data, "x": x, "xlabel": f"Frequency − {f_ref / 1e6:.6f} MHz [Hz]",
-                       "title": title, "hit": h})
+        panels.append(
+            {"data": data, "x": x, "xlabel": f"Frequency − {f_ref / 1e6:.6f} MHz [Hz]", "title": title, "hit": h}
+        )
     if panels:
         return panels
     # Overview: the band averaged down to ≤ 2048 columns, read a coarse channel at a time.
@@ -261,12 +255,10 @@ def _panels(result: SearchResult, info: FilterbankInfo, max_panels: int) -> list
         blk = read_window(info, a0, a1)
         over[:, a0 // step : a1 // step] = blk.reshape(info.ntime, -1, step).mean(axis=2)
     x = info.freq_mhz(np.arange(ncols) * step + step / 2)
-    return [{"data": over, "x": x, "xlabel": "Frequency [MHz]", "title": "Band overview (no hits)",
-             "hit": None}]
+    return [{"data": over, "x": x, "xlabel": "Frequency [MHz]", "title": "Band overview (no hits)", "hit": None}]
 
 
-def write_waterfalls(result: SearchResult, info: FilterbankInfo, path: Path, thumb: Path,
-                     max_panels: int = 4) -> None:
+def write_waterfalls(result: SearchResult, info: FilterbankInfo, path: Path, thumb: Path, max_panels: int = 4) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -285,8 +277,14 @@ def write_waterfalls(result: SearchResult, info: FilterbankInfo, path: Path, thu
         h = p["hit"]
         if h is not None:
             # the fitted track
-            ax.plot([0.0, h.drift_rate * info.ntime * info.tsamp], [0.0, info.ntime * info.tsamp],
-                    color="w", ls="--", lw=0.8, alpha=0.7)
+            ax.plot(
+                [0.0, h.drift_rate * info.ntime * info.tsamp],
+                [0.0, info.ntime * info.tsamp],
+                color="w",
+                ls="--",
+                lw=0.8,
+                alpha=0.7,
+            )
         ax.set_xlabel(p["xlabel"])
         ax.set_ylabel("Time since start [s]")
         ax.set_title(p["title"], fontsize=9)
@@ -310,8 +308,9 @@ def write_waterfalls(result: SearchResult, info: FilterbankInfo, path: Path, thu
 # --------------------------------------------------------------------------------------------- all
 
 
-def write_all(result: SearchResult, source_file: str | os.PathLike[str], out_dir: str | os.PathLike[str]
-              ) -> dict[str, Path]:
+def write_all(
+    result: SearchResult, source_file: str | os.PathLike[str], out_dir: str | os.PathLike[str]
+) -> dict[str, Path]:
     """Write every export to ``out_dir``; returns format name → path."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,7 @@ from aiohttp import web
 
 from actors.quota_keeper import commands, keys, tiers
 from bus.request import CommandUnavailable, request
-from schemas.seti import ReportSubmitted
+from schemas.seti import EXPORT_FILES, ReportSubmitted
 from web.auth import Principal, require_key
 from web.errors import ApiError
 from web.projections.seti import month_of
@@ -39,16 +39,7 @@ T = TypeVar("T")
 TAG = "seti"
 ALLOWED_SUFFIXES = (".fil", ".h5")
 #: download formats: file name in the response (and the export's name in storage)
-FORMATS: dict[str, str] = {
-    "json": "results.json",
-    "csv": "signals.csv",
-    "catalog_json": "catalog.json",
-    "classified": "classified.json",
-    "fits": "catalog.fits",
-    "waterfall": "waterfall.png",
-    "waterfall_thumb": "waterfall_thumb.png",
-    "dat": "hits.dat",
-}
+FORMATS = EXPORT_FILES
 
 
 # -- request and response bodies --------------------------------------------------------------
