@@ -63,7 +63,6 @@ from nats.aio.subscription import Subscription
 from actors.runtime import Actor, shutdown_pool
 from actors.watcher import commands
 from actors.watcher.checks import Expectations, SubbandFileError, SubbandInfo, check_subband_file, parse_filename
-from actors.watcher.convert import convert_group
 from actors.watcher.grouping import (
     Decision,
     DuplicateSubband,
@@ -234,12 +233,18 @@ class WatcherActor(Actor):
 
     async def _rebuild(self) -> StreamingConfigured | None:
         """Own rows and rejections -> the grouping state; returns the latest stored configuration."""
+        # three filtered replays at once (each costs a short wait when its subject is empty)
+        row_events, rejected_events, config_events = await asyncio.gather(
+            self._replay(GroupUpdated.subject()),
+            self._replay(SubbandRejected.subject()),
+            self._replay(StreamingConfigured.subject()),
+        )
         rows: dict[str, GroupUpdated] = {}
-        for e in await self._replay(GroupUpdated.subject()):
+        for e in row_events:
             if isinstance(e, GroupUpdated) and e.producer == self.role:
                 rows[e.group_id] = e
         seen: set[str] = set()
-        for e in await self._replay(SubbandRejected.subject()):
+        for e in rejected_events:
             if not isinstance(e, SubbandRejected) or e.producer != self.role:
                 continue
             if e.code in GROUPING_REJECTIONS:
@@ -247,7 +252,7 @@ class WatcherActor(Actor):
             elif e.code in FINAL_REJECTIONS:
                 self._rejected[e.path] = (e.size_bytes, e.mtime_ns)
         stored: StreamingConfigured | None = None
-        for e in await self._replay(StreamingConfigured.subject()):
+        for e in config_events:
             if isinstance(e, StreamingConfigured):
                 stored = e
         groups = {gid: group_from_row(r) for gid, r in rows.items()}
@@ -578,6 +583,8 @@ class WatcherActor(Actor):
         try:
             await self._advance(GroupStarted(group_id, self.clock()))
             g = self.state.groups[group_id]
+            from actors.watcher.convert import convert_group  # heavy (pyuvdata, casacore, numba): when needed
+
             try:
                 info = await self.run_cpu(
                     convert_group,
