@@ -205,6 +205,42 @@ class Settings:
         default=False,
         metadata=_meta("OBS_READ_AUTH", "--read-auth", "require an API key on dashboard read endpoints too"),
     )
+    cal_max_sep_hours: float = field(
+        default=12.0,
+        metadata=_meta(
+            "OBS_CAL_MAX_SEP_HOURS",
+            "--cal-max-sep-hours",
+            "calibrator: a group uses the nearest calibration sets observed within this many hours, before or after",
+        ),
+    )
+    cal_validity_hours: float = field(
+        default=12.0,
+        metadata=_meta(
+            "OBS_CAL_VALIDITY_HOURS",
+            "--cal-validity-hours",
+            "calibrator: a new calibration set is valid this many hours either side of its calibrator observation",
+        ),
+    )
+    image_size: int = field(
+        default=4800,
+        metadata=_meta("OBS_IMAGE_SIZE", "--image-size", "imager: image size in pixels (square, even)"),
+    )
+    image_cell_arcsec: float = field(
+        default=3.0,
+        metadata=_meta("OBS_IMAGE_CELL_ARCSEC", "--image-cell", "imager: pixel size (arcsec)"),
+    )
+    image_niter: int = field(
+        default=1000,
+        metadata=_meta("OBS_IMAGE_NITER", "--image-niter", "imager: maximum CLEAN components"),
+    )
+    image_robust: float = field(
+        default=0.0,
+        metadata=_meta("OBS_IMAGE_ROBUST", "--image-robust", "imager: Briggs robust parameter (-2 uniform .. 2 natural)"),
+    )
+    image_max_major: int = field(
+        default=3,
+        metadata=_meta("OBS_IMAGE_MAX_MAJOR", "--image-max-major", "imager: most CLEAN major cycles"),
+    )
     log_level: str = field(
         default="info", metadata=_meta("OBS_LOG_LEVEL", "--log-level", "debug, info, warning, error")
     )
@@ -242,6 +278,16 @@ class Settings:
     @property
     def mosaic_dir(self) -> Path:
         return self.data_dir / "mosaics"
+
+    @property
+    def calset_dir(self) -> Path:
+        """Calibration sets (one directory each: CASA tables and calset.json)."""
+        return self.data_dir / "calsets"
+
+    @property
+    def image_dir(self) -> Path:
+        """FITS images and their PNG thumbnails."""
+        return self.data_dir / "images"
 
     def resolved_nats_url(self) -> str:
         """The server to talk to: explicit URL, else the one a running embedded server wrote."""

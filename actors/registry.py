@@ -13,6 +13,8 @@ ROLES: dict[str, str] = {
     "mosaicker": "actors.mosaicker.actor:MosaickerActor",
     "alerter": "actors.alerter.actor:AlerterActor",
     "searcher": "actors.searcher.actor:SearcherActor",
+    "calibrator": "actors.calibrator.actor:CalibratorActor",
+    "imager": "actors.imager.actor:ImagerActor",
 }
 
 

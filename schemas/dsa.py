@@ -86,6 +86,9 @@ class MeasurementSetWritten(Event, frozen=True, tag="dsa.ms.written"):
     stage: str  # converted | calibrated | imaged
     status: str = "ok"
     has_calibrator: bool = False
+    #: stage ``calibrated``: the calibration set directories (one, or two to interpolate between)
+    #: the calibrator chose for this group; the imager applies exactly these
+    calsets: list[str] = []
 
 
 class CalibrationSetSolved(Event, frozen=True, tag="dsa.calibration.solved"):
@@ -187,3 +190,5 @@ class PipelineJobUpdated(Event, frozen=True, tag="dsa.job.updated"):
     completed_at: str | None = None
     parameters: dict[str, object] = {}
     error: str = ""
+    #: files the job wrote (an image job: its FITS images)
+    outputs: list[str] = []

@@ -3,4 +3,11 @@
 Add a module here with one line; the edge imports them in this order at start.
 """
 
-ROUTE_MODULES: list[str] = ["web.routes.seti", "web.routes.dsa_science", "web.routes.seti_live", "web.routes.dsa_ingest"]
+ROUTE_MODULES: list[str] = [
+    "web.routes.seti",
+    "web.routes.dsa_science",
+    "web.routes.seti_live",
+    "web.routes.dsa_ingest",
+    "web.routes.dsa_qa",
+    "web.routes.dsa_control",
+]

@@ -1,0 +1,454 @@
+"""Seed 000's QA views: browse the data directories, read FITS and CASA tables, write QA notebooks.
+
+* ``GET /api/qa/directories?path=``: directories and files (name, path, size, modified);
+* ``GET /api/qa/fits/{path}``: header, data_shape, wcs (no pixel is read);
+* ``GET /api/qa/casa/{path}``: table_type (``B``/``G``/``K`` for calibration tables from their
+  ``VisCal``, ``MS`` for a Measurement Set), num_rows, columns with dtype and shape;
+* ``POST /api/qa/notebook/generate`` (operator key): a real ``.ipynb`` (nbformat) that loads the
+  group's image and the calibration tables that calibrated it (or that it solved) and plots them.
+
+These read files, not actors: the edge reads them directly, always in a thread.
+
+**Confinement.** A path is accepted only when its real path (``os.path.realpath``, every symlink
+resolved) lies inside the real path of a data root: the data dir, the MS dir, the image dir and
+the calibration-set dir. A ``..`` component is refused before anything is resolved, whatever it
+would resolve to; relative paths are taken from the data dir. Anything else is 403 with the
+envelope (code ``PATH_NOT_ALLOWED``). A listing leaves out symlinks that lead out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import msgspec
+import numpy as np
+from aiohttp import web
+
+from web.auth import require_key, require_operator
+from web.errors import ApiError
+from web.routing import json_response, read_json
+
+if TYPE_CHECKING:
+    from web.app import Edge
+
+
+class Escape(Exception):
+    """The path leaves the data roots (or cannot be a path at all)."""
+
+
+def roots_of(settings: Any) -> list[str]:
+    roots = [settings.data_dir, settings.ms_dir, settings.image_dir, settings.calset_dir]
+    out: list[str] = []
+    for r in roots:
+        real = os.path.realpath(os.fspath(r))
+        if real not in out:
+            out.append(real)
+    return out
+
+
+def resolve(settings: Any, raw: str) -> str:
+    """The real path of `raw` if it is inside the data roots; raises `Escape` otherwise."""
+    if "\x00" in raw:
+        raise Escape("the path contains a NUL byte")
+    parts = raw.replace("\\", "/").split("/")
+    if ".." in parts:
+        raise Escape("'..' is not allowed in QA paths")
+    base = os.fspath(settings.data_dir)
+    candidate = raw if os.path.isabs(raw) else os.path.join(base, raw)
+    real = os.path.realpath(candidate)
+    for root in roots_of(settings):
+        if real == root or real.startswith(root.rstrip(os.sep) + os.sep):
+            return real
+    raise Escape("the path is outside the data roots")
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def list_directory(settings: Any, real: str, max_entries: int = 5000) -> dict[str, Any]:
+    roots = roots_of(settings)
+
+    def inside(p: str) -> bool:
+        return any(p == r or p.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
+
+    directories: list[dict[str, Any]] = []
+    files: list[dict[str, Any]] = []
+    with os.scandir(real) as it:
+        entries = sorted(it, key=lambda e: e.name)
+    for e in entries[:max_entries]:
+        path = os.path.join(real, e.name)
+        target = os.path.realpath(path)
+        if not inside(target):
+            continue  # a symlink that leads out is not shown (nor its size or time)
+        try:
+            st = os.stat(target)
+        except OSError:
+            continue
+        if os.path.isdir(target):
+            directories.append({"name": e.name, "path": path})
+        else:
+            files.append({"name": e.name, "path": path, "size": int(st.st_size), "modified": _iso(st.st_mtime)})
+    return {"path": real, "directories": directories, "files": files}
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, bool | int | str) or v is None:
+        return v
+    if isinstance(v, float):
+        return v if np.isfinite(v) else str(v)
+    if isinstance(v, np.generic):
+        return _jsonable(v.item())
+    return str(v)
+
+
+def fits_info(real: str) -> dict[str, Any]:
+    """Primary header, data shape (numpy order) and the WCS of a FITS image (no pixel is read)."""
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    try:
+        with fits.open(real, memmap=True, lazy_load_hdus=True) as hdul:
+            hdu = hdul[0]
+            header = hdu.header
+            shape = [int(n) for n in (hdu.shape or ())]
+            cards = {}
+            for card in header.cards:
+                if card.keyword in ("", "COMMENT", "HISTORY"):
+                    continue
+                cards[card.keyword] = _jsonable(card.value)
+            w = WCS(header)
+    except OSError as exc:
+        raise ValueError(f"not a readable FITS file: {exc}") from None
+    wcs: dict[str, Any] = {
+        "naxis": int(w.naxis),
+        "ctype": list(w.wcs.ctype),
+        "cunit": [str(u) for u in w.wcs.cunit],
+        "crval": [float(x) for x in w.wcs.crval],
+        "crpix": [float(x) for x in w.wcs.crpix],
+        "cdelt": [float(x) for x in w.wcs.cdelt],
+        "radesys": str(w.wcs.radesys),
+        "has_celestial": bool(w.has_celestial),
+    }
+    if w.has_celestial:
+        c = w.celestial
+        wcs["projection"] = c.wcs.ctype[0][5:].strip("-") or ""
+        ny, nx = (shape[-2], shape[-1]) if len(shape) >= 2 else (1, 1)
+        ra, dec = c.wcs_pix2world([[nx / 2.0, ny / 2.0]], 0)[0]
+        wcs["center_ra_deg"] = float(ra)
+        wcs["center_dec_deg"] = float(dec)
+        wcs["pixel_scale_arcsec"] = [float(abs(x) * 3600.0) for x in c.wcs.cdelt]
+    return {"path": real, "header": cards, "data_shape": shape, "wcs": wcs}
+
+
+_VISCAL_TYPES = {"B Jones": "B", "G Jones": "G", "K Jones": "K", "T Jones": "T", "D Jones": "D"}
+
+
+def casa_info(real: str) -> dict[str, Any]:
+    """Type, rows and columns (name, dtype, shape in numpy order) of a CASA table."""
+    import casacore.tables as ct
+
+    if not os.path.isfile(os.path.join(real, "table.dat")):
+        raise ValueError("not a CASA table (no table.dat)")
+    with ct.table(real, ack=False, readonly=True) as t:
+        kw = t.getkeywords()
+        info = t.info()
+        viscal = str(kw.get("VisCal", "")) if isinstance(kw, dict) else ""
+        if viscal:
+            ttype = _VISCAL_TYPES.get(viscal, viscal.split()[0])
+        elif str(info.get("type", "")).lower().startswith("measurement"):
+            ttype = "MS"
+        else:
+            ttype = str(info.get("type", "")) or "table"
+        nrows = int(t.nrows())
+        columns = []
+        for name in t.colnames():
+            desc = t.getcoldesc(name)
+            dtype = str(desc.get("valueType", ""))
+            ndim = int(desc.get("ndim", 0))
+            shape: list[int] = []
+            if ndim != 0 or "shape" in desc:
+                if "shape" in desc and len(desc["shape"]):
+                    shape = [int(n) for n in reversed(list(desc["shape"]))]
+                elif nrows and t.iscelldefined(name, 0):
+                    shape = [int(n) for n in np.shape(t.getcell(name, 0))]
+            columns.append({"name": name, "dtype": dtype, "shape": shape})
+    return {"path": real, "table_type": ttype, "num_rows": nrows, "columns": columns}
+
+
+# -- the QA notebook -----------------------------------------------------------------------------
+def group_products(settings: Any, group_id: str) -> tuple[str | None, list[str]]:
+    """The group's image (if imaged) and the calibration sets that calibrated it (or it solved)."""
+    from astropy.io import fits
+
+    safe = group_id.replace(os.sep, "_")
+    image = Path(settings.image_dir) / f"{safe}.fits"
+    calsets: list[str] = []
+    own = Path(settings.calset_dir) / safe
+    if (own / "calset.json").is_file():
+        calsets.append(os.fspath(own))
+    img: str | None = None
+    if image.is_file():
+        img = os.fspath(image)
+        names = str(fits.getheader(img).get("CALSETS", "") or "")
+        for n in filter(None, (x.strip() for x in names.split(","))):
+            d = Path(settings.calset_dir) / n
+            if (d / "calset.json").is_file() and os.fspath(d) not in calsets:
+                calsets.append(os.fspath(d))
+    return img, calsets
+
+
+_IMAGE_CELL = """\
+# The restored image: north up, east left; a percentile stretch
+data = fits.getdata(IMAGE)
+hdr = fits.getheader(IMAGE)
+img = np.squeeze(data)
+wcs = WCS(hdr).celestial
+print(f"image {img.shape}, beam {hdr['BMAJ']*3600:.1f}\\" x {hdr['BMIN']*3600:.1f}\\" PA {hdr['BPA']:.0f} deg")
+print(f"noise {hdr.get('NOISE', float('nan'))*1e3:.3f} mJy/beam (thermal {hdr.get('THNOISE', float('nan'))*1e3:.3f}), "
+      f"peak {np.nanmax(img):.3f} Jy/beam, sources > 5 sigma: {hdr.get('NSRC5', '?')}")
+lo, hi = np.nanpercentile(img, [1, 99.8])
+fig = plt.figure(figsize=(6, 6))
+ax = fig.add_subplot(projection=wcs)
+ax.imshow(img, origin="lower", cmap="inferno", vmin=lo, vmax=hi)
+ax.set_xlabel("RA"); ax.set_ylabel("Dec"); ax.set_title(GROUP_ID)
+plt.show()
+"""
+
+_CAL_CELL = """\
+# Bandpass (per antenna, amplitude and phase against frequency) and gains against time
+for cs in CALSETS:
+    manifest = json.loads(open(os.path.join(cs, "calset.json")).read())
+    print(os.path.basename(cs), "calibrator", manifest["calibrator"]["name"], "antennas solved", manifest["num_targets"])
+    with casatables.table(os.path.join(cs, "bandpass.B"), ack=False) as tb:
+        bp = tb.getcol("CPARAM")  # [nant, nchan, npol]
+        bpf = tb.getcol("FLAG")
+    with casatables.table(os.path.join(cs, "bandpass.B", "SPECTRAL_WINDOW"), ack=False) as sw:
+        freq = sw.getcell("CHAN_FREQ", 0) / 1e6
+    with casatables.table(os.path.join(cs, "gains.G"), ack=False) as tg:
+        g = tg.getcol("CPARAM")[:, 0, :]
+        gt = tg.getcol("TIME")
+        ga = tg.getcol("ANTENNA1")
+    bpm = np.ma.masked_array(bp, bpf)
+    fig, axes = plt.subplots(2, 2, figsize=(10, 6), sharex="col")
+    for p in range(bp.shape[2]):
+        axes[0, 0].plot(freq, np.abs(bpm[:, :, p]).T, lw=0.6)
+        axes[1, 0].plot(freq, np.degrees(np.angle(bpm[:, :, p])).T, ".", ms=1)
+    tmin = (gt - gt.min()) / 60.0
+    for a in np.unique(ga):
+        sel = ga == a
+        axes[0, 1].plot(tmin[sel], np.abs(g[sel, 0]), lw=0.6)
+        axes[1, 1].plot(tmin[sel], np.degrees(np.angle(g[sel, 0])), lw=0.6)
+    axes[0, 0].set_ylabel("|B|"); axes[1, 0].set_ylabel("arg B (deg)"); axes[1, 0].set_xlabel("MHz")
+    axes[0, 1].set_ylabel("|G|"); axes[1, 1].set_ylabel("arg G (deg)"); axes[1, 1].set_xlabel("minutes")
+    fig.suptitle(os.path.basename(cs))
+    plt.show()
+"""
+
+
+def build_notebook(group_id: str, notebook_type: str, image: str | None, calsets: list[str]) -> Any:
+    import nbformat
+    from nbformat import v4
+
+    nb = v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    title = f"# DSA-110 QA: group {group_id} ({notebook_type})\n\nGenerated {datetime.now(UTC).isoformat()[:19]}Z."
+    setup = (
+        "import json, os\n"
+        "import numpy as np\n"
+        "import matplotlib\n"
+        "import matplotlib.pyplot as plt\n"
+        "from astropy.io import fits\n"
+        "from astropy.wcs import WCS\n"
+        "import casacore.tables as casatables\n\n"
+        f"GROUP_ID = {json.dumps(group_id)}\n"
+        f"IMAGE = {json.dumps(image)}\n"
+        f"CALSETS = {json.dumps(calsets)}\n"
+    )
+    cells = [v4.new_markdown_cell(title), v4.new_code_cell(setup)]
+    image_cells = [v4.new_markdown_cell("## Image"), v4.new_code_cell(_IMAGE_CELL)] if image else []
+    cal_cells = [v4.new_markdown_cell("## Calibration"), v4.new_code_cell(_CAL_CELL)] if calsets else []
+    cells += (cal_cells + image_cells) if notebook_type == "calibration" else (image_cells + cal_cells)
+    nb.cells = cells
+    nbformat.validate(nb)
+    return nb
+
+
+def write_notebook(settings: Any, group_id: str, notebook_type: str, real_out: str) -> str:
+    """Write the QA notebook of a group at `real_out` (already confined); raises LookupError if the
+    group has neither an image nor a calibration set."""
+    import nbformat
+
+    image, calsets = group_products(settings, group_id)
+    if image is None and not calsets:
+        raise LookupError(f"group {group_id!r} has no image and no calibration set yet")
+    nb = build_notebook(group_id, notebook_type, image, calsets)
+    out = Path(real_out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    nbformat.write(nb, os.fspath(tmp))
+    os.replace(tmp, out)
+    return os.fspath(out)
+
+
+# -- routes --------------------------------------------------------------------------------------
+class DirectoryEntry(msgspec.Struct):
+    name: str
+    path: str
+
+
+class FileEntry(msgspec.Struct):
+    name: str
+    path: str
+    size: int
+    modified: str
+
+
+class DirectoryResponse(msgspec.Struct):
+    path: str
+    directories: list[DirectoryEntry]
+    files: list[FileEntry]
+
+
+class FitsResponse(msgspec.Struct):
+    path: str
+    header: dict[str, Any]
+    data_shape: list[int]
+    wcs: dict[str, Any]
+
+
+class CasaColumn(msgspec.Struct):
+    name: str
+    dtype: str
+    shape: list[int]
+
+
+class CasaResponse(msgspec.Struct):
+    path: str
+    table_type: str
+    num_rows: int
+    columns: list[CasaColumn]
+
+
+class NotebookRequest(msgspec.Struct, forbid_unknown_fields=True):
+    group_id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+    notebook_type: Literal["calibration", "image"] = "calibration"
+    output_path: Annotated[str, msgspec.Meta(max_length=4096)] | None = None
+
+
+class NotebookResponse(msgspec.Struct):
+    notebook_path: str
+    status: str
+
+
+async def confine(settings: Any, raw: str) -> str:
+    """The real path of `raw` inside the data roots, or a 403 envelope."""
+    try:
+        return await asyncio.to_thread(resolve, settings, raw)
+    except Escape as exc:
+        raise ApiError(403, f"path not allowed: {exc}", "PATH_NOT_ALLOWED", {"path": raw}) from None
+
+
+def register(edge: Edge) -> None:
+    api = edge.api
+    settings = edge.settings
+
+    async def read_guard(request: web.Request) -> None:
+        if settings.read_auth:
+            await require_key(request)
+
+    async def existing(raw: str) -> str:
+        real = await confine(settings, raw)
+        if not await asyncio.to_thread(os.path.exists, real):
+            raise ApiError(404, f"no such file or directory: {raw!r}", details={"path": raw})
+        return real
+
+    @api.route(
+        "GET",
+        "/api/qa/directories",
+        response=DirectoryResponse,
+        tag="qa",
+        summary="Browse the data directories (default: the data dir)",
+        query=[("path", "string", False)],
+        responses={403: "path outside the data roots", 404: "no such directory", 422: "not a directory"},
+    )
+    async def directories(request: web.Request) -> web.Response:
+        await read_guard(request)
+        raw = request.query.get("path") or os.fspath(settings.data_dir)
+        real = await existing(raw)
+        if not await asyncio.to_thread(os.path.isdir, real):
+            raise ApiError(422, f"not a directory: {raw!r}", details={"path": raw})
+        return json_response(await asyncio.to_thread(list_directory, settings, real))
+
+    @api.route(
+        "GET",
+        "/api/qa/fits/{path:.+}",
+        response=FitsResponse,
+        tag="qa",
+        summary="FITS header, data shape and WCS",
+        responses={403: "path outside the data roots", 404: "no such file", 422: "not a FITS file"},
+    )
+    async def fits_view(request: web.Request) -> web.Response:
+        await read_guard(request)
+        raw = request.match_info["path"]
+        real = await existing(raw)
+        try:
+            return json_response(await asyncio.to_thread(fits_info, real))
+        except (ValueError, IsADirectoryError) as exc:
+            raise ApiError(422, f"{raw!r}: {exc}", details={"path": raw}) from None
+
+    @api.route(
+        "GET",
+        "/api/qa/casa/{path:.+}",
+        response=CasaResponse,
+        tag="qa",
+        summary="CASA table (Measurement Set, calibration table): type, rows, columns",
+        responses={403: "path outside the data roots", 404: "no such table", 422: "not a CASA table"},
+    )
+    async def casa_view(request: web.Request) -> web.Response:
+        await read_guard(request)
+        raw = request.match_info["path"]
+        real = await existing(raw)
+        try:
+            return json_response(await asyncio.to_thread(casa_info, real))
+        except (ValueError, RuntimeError) as exc:
+            raise ApiError(422, f"{raw!r}: {exc}", details={"path": raw}) from None
+
+    @api.route(
+        "POST",
+        "/api/qa/notebook/generate",
+        request=NotebookRequest,
+        response=NotebookResponse,
+        tag="qa",
+        auth="operator",
+        summary="Write a QA notebook (.ipynb) that loads and plots a group's image and calibration tables",
+        responses={
+            400: "bad JSON or a missing field",
+            403: "no operator key, or an output path outside the data roots",
+            404: "the group has no image and no calibration set",
+            422: "bad notebook_type or output_path",
+        },
+    )
+    async def notebook(request: web.Request) -> web.Response:
+        await require_operator(request)
+        body = await read_json(request, NotebookRequest)
+        if "/" in body.group_id or body.group_id in (".", ".."):
+            raise ApiError(422, "group_id must be a group id, not a path", details={"field": "group_id"})
+        raw = body.output_path or os.path.join(
+            os.fspath(settings.data_dir), "qa", body.group_id, f"qa_{body.notebook_type}.ipynb"
+        )
+        if not raw.endswith(".ipynb"):
+            raise ApiError(422, "output_path must end in .ipynb", details={"field": "output_path"})
+        real = await confine(settings, raw)
+        if await asyncio.to_thread(os.path.isdir, real):
+            raise ApiError(422, "output_path is a directory", details={"field": "output_path"})
+        try:
+            path = await asyncio.to_thread(write_notebook, settings, body.group_id, body.notebook_type, real)
+        except LookupError as exc:
+            raise ApiError(404, str(exc).strip("'\""), details={"group_id": body.group_id}) from None
+        return json_response(NotebookResponse(notebook_path=path, status="generated"))
