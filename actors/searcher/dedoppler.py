@@ -15,9 +15,9 @@ Kernel
 ------
 :func:`dedoppler_best` never materialises the ``(ndrift, nchan)`` plane and keeps no drift index.  The
 channel axis is cut into tiles of :data:`TILE` channels (the parallel work items); each tile is copied
-once into two zero-margined buffers, as is and mirrored, so that both drift signs run the same
-positive-drift code on the same tile while it is in cache, with no bounds checks and no padded copy of
-the chunk.  Each tile is walked in sub-tiles of :data:`SUB` channels whose two ping-pong tree buffers
+once, mirrored, into a buffer with margins, so that both drift signs run the same positive-drift code
+on the same tile while it is in cache, with no bounds checks and no padded copy of the chunk (positive
+drifts read the chunk itself, except on the two edge tiles, which get a zero-margined copy).  Each tile is walked in sub-tiles of :data:`SUB` channels whose two ping-pong tree buffers
 (``2·N·(SUB + N − 1)`` float32, 34 KiB for N = 16) stay in L1; for every drift block the first tree
 stage reads the shifted rows straight from the tile copy, the middle stages run in the small buffers
 (contiguous adds that LLVM vectorises) and the last stage is fused with the running maximum, using
@@ -283,6 +283,18 @@ def _load_tiles(data: FloatArray, f0: int, tw: int, margin: int, L: FloatArray, 
                 rr[j] = 0.0
 
 
+@nb.njit(cache=True, nogil=True)
+def _load_mirror(data: FloatArray, f0: int, margin: int, R: FloatArray) -> None:
+    """:func:`_load_tiles`' ``R`` alone, for a tile whose margins lie inside the chunk."""
+    n, wl = R.shape
+    base = f0 - margin + wl - 1
+    for t in range(n):
+        rr = R[t]
+        src = data[t]
+        for k in range(wl):
+            rr[k] = src[base - k]
+
+
 @nb.njit(parallel=True, cache=True, nogil=True)
 def _dedoppler_best_kernel(data: FloatArray, n: int, dmax: int, tile: int, sub: int) -> FloatArray:
     """Best path sum over drifts ``−dmax..dmax`` per start channel; both signs in one pass per tile."""
@@ -294,9 +306,16 @@ def _dedoppler_best_kernel(data: FloatArray, n: int, dmax: int, tile: int, sub: 
     for it in nb.prange(ntiles):
         f0 = it * tile
         tw = min(tile, nc - f0)
-        L = np.empty((n, tw + 2 * margin), dtype=np.float32)
         R = np.empty((n, tw + 2 * margin), dtype=np.float32)
-        _load_tiles(data, f0, tw, margin, L, R)
+        if data.shape[0] == n and f0 >= margin and f0 + tw + margin <= nc:
+            # interior tile: positive drifts read the chunk itself, only the mirror is copied
+            L = data
+            base = f0
+            _load_mirror(data, f0, margin, R)
+        else:
+            L = np.empty((n, tw + 2 * margin), dtype=np.float32)
+            base = margin
+            _load_tiles(data, f0, tw, margin, L, R)
         wbuf = ((sub + n - 1 + VEC - 1) // VEC) * VEC + n + VEC
         a = np.zeros((n, wbuf), dtype=np.float32)
         c = np.zeros((n, wbuf), dtype=np.float32)
@@ -310,10 +329,10 @@ def _dedoppler_best_kernel(data: FloatArray, n: int, dmax: int, tile: int, sub: 
             f_neg = margin + tw - s0 - sw
             for b in range(nbl):
                 if n >= 4:
-                    _block_best(L, margin + s0, sw, b, a, c, lbp, dmax)
+                    _block_best(L, base + s0, sw, b, a, c, lbp, dmax)
                     _block_best(R, f_neg, sw, b, a, c, lbn, dmax)
                 else:
-                    _block_best_small(L, margin + s0, sw, b, a, c, lbp, dmax)
+                    _block_best_small(L, base + s0, sw, b, a, c, lbp, dmax)
                     _block_best_small(R, f_neg, sw, b, a, c, lbn, dmax)
             out = best[f0 + s0 : f0 + s0 + sw]
             for j in range(sw):
