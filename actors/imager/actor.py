@@ -241,7 +241,7 @@ class ImagerActor(Actor):
                 out = work.image_path(self.settings.image_dir, name, job_id)
                 r = await self.run_cpu(work.image_ms, ms, calsets, out, fields)
                 outputs.append(r["path"])
-        except DATA_ERRORS as exc:
+        except Exception as exc:  # a job ends, failed with its reason, whatever went wrong in it
             error = f"{type(exc).__name__}: {exc}"
         status = "failed" if error else "completed"
         async with self.lock:

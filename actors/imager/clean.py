@@ -100,11 +100,11 @@ def fit_beam(psf: npt.NDArray[np.floating], cell_rad: float, level: float = 0.35
         win = np.asarray(psf[c - half : c + half, c - half : c + half], np.float64)
     lab, _ = ndimage.label(win > level)
     lobe = lab == lab[half, half]
+    # always include the 3x3 around the peak: a lobe unresolved along one axis (one pixel wide,
+    # as with a long, thin beam on coarse cells) leaves that axis's curvature undetermined, which
+    # gave a beam millions of pixels long (and a restoring kernel that could not be allocated)
+    lobe[half - 1 : half + 2, half - 1 : half + 2] = True
     ys, xs = np.nonzero(lobe)
-    if ys.size < 6:
-        # unresolved main lobe: grow to 3x3 around the centre
-        ys, xs = np.mgrid[half - 1 : half + 2, half - 1 : half + 2]
-        ys, xs = ys.ravel(), xs.ravel()
     vals = np.clip(win[ys, xs], 1e-6, None)
     lx = -(xs - half).astype(float)  # l grows to the east = decreasing x
     my = (ys - half).astype(float)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -141,3 +141,41 @@ async def imaging(tmp_path: Path, nats_server: EmbeddedServer) -> AsyncIterator[
 def only(items: list[Any]) -> Any:
     assert len(items) == 1, items
     return items[0]
+
+
+@dataclass(frozen=True)
+class Products:
+    """Converted MSs, the calibrator's set and the target's image, made without the bus."""
+
+    root: Path
+    cal_ms: Path
+    target_ms: Path
+    calset: Path
+    image: Path
+
+
+@pytest.fixture(scope="session")
+def products(imaging_sim: ImagingSim, tmp_path_factory: pytest.TempPathFactory) -> Products:
+    from actors.calibrator import work as calwork
+    from actors.imager import work as imwork
+    from actors.imager.pipeline import ImagingParams
+    from actors.watcher.convert import convert_group
+
+    root = tmp_path_factory.mktemp("products")
+    cal_ms = convert_group(imaging_sim.calibrator.files, root / "ms").path
+    target_ms = convert_group(imaging_sim.target.files, root / "ms").path
+    solved = calwork.solve_group(str(cal_ms), str(root / "calsets"), cal_ms.stem)
+    assert solved is not None
+    params = asdict(ImagingParams(imsize=256, cellsize_arcsec=8.0, niter=500, max_major=5))
+    image = imwork.image_ms(
+        str(target_ms), [solved["path"]], imwork.image_path(root / "images", target_ms.stem), params
+    )
+    return Products(root, cal_ms, target_ms, Path(solved["path"]), Path(image["path"]))
+
+
+def install(products: Products, settings: Any) -> None:
+    """Copy the products into a stack's data roots (MS dir, calibration sets, images)."""
+    import shutil
+
+    for sub, dest in (("ms", settings.ms_dir), ("calsets", settings.calset_dir), ("images", settings.image_dir)):
+        shutil.copytree(products.root / sub, dest, dirs_exist_ok=True)

@@ -12,7 +12,6 @@ measurably worse.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict
 from pathlib import Path
 
 import casacore.tables as ct
@@ -24,7 +23,6 @@ from actors.calibrator.model import PointSource, drift_beam_gains, itrf_to_geode
 from actors.calibrator.msio import read_ms
 from actors.imager import work
 from actors.imager.fitsimage import find_sources
-from actors.imager.pipeline import ImagingParams
 from astro.calibrators import get_calibrator
 from astro.catalogue import flux_at
 from astro.instrument import INTEGRATION_TIME_S, channel_width_hz, thermal_sigma_jy
@@ -32,7 +30,7 @@ from schemas.dsa import CalibrationSetSolved, ImageReady, MeasurementSetWritten
 from schemas.ops import AlertRaised
 from tests.conftest import eventually
 from tests.dsa import imaging_fixtures
-from tests.dsa.imaging_fixtures import IMAGING, ImagingSim, ImagingStack, only
+from tests.dsa.imaging_fixtures import ImagingSim, ImagingStack, only
 
 imaging = imaging_fixtures.imaging
 imaging_sim = imaging_fixtures.imaging_sim
@@ -158,14 +156,7 @@ async def test_target_waits_for_calibration_then_recovers_the_sky(
     assert abs(ratio - 1) < 0.05 and offset < beam / 5, (ratio, offset)
 
     # -- the same group imaged without calibration is measurably worse
-    params = asdict(
-        ImagingParams(
-            imsize=IMAGING["image_size"],
-            cellsize_arcsec=IMAGING["image_cell_arcsec"],
-            niter=IMAGING["image_niter"],
-            max_major=IMAGING["image_max_major"],
-        )
-    )
+    params = work.default_params(imaging.settings)
     raw = work.image_ms(target_ms, [], os.fspath(tmp_path / "raw.fits"), params, apply_calibration=False)
     assert raw["noise_jy"] > 3 * img.noise_jy
     raw_meas = _measure(raw["path"], raw["noise_jy"], bright)
