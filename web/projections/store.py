@@ -26,11 +26,14 @@ from schemas.base import Event, decode
 log = logs.get("web.projections")
 
 ProjectFn = Callable[[aiosqlite.Connection, Any, int], Awaitable[None]]
+StoreHook = Callable[["ProjectionStore"], Awaitable[None]]
 
 _DDL: list[str] = [
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
 ]
 _HANDLERS: dict[str, list[tuple[ProjectFn, frozenset[str]]]] = {}
+_OPEN_HOOKS: list[StoreHook] = []
+_COMMIT_HOOKS: list[StoreHook] = []
 
 
 def ddl(*statements: str) -> None:
@@ -46,6 +49,26 @@ def projects(*event_types: type[Event], topics: Iterable[str] = ("status",)) -> 
         return fn
 
     return register
+
+
+def on_open(fn: StoreHook) -> StoreHook:
+    """Register ``fn(store)`` to run at the end of every ``open()`` (in-memory caches load here)."""
+    _OPEN_HOOKS.append(fn)
+    return fn
+
+
+def after_commit(fn: StoreHook) -> StoreHook:
+    """Register ``fn(store)`` to run after each batch is committed, before ``apply`` returns."""
+    _COMMIT_HOOKS.append(fn)
+    return fn
+
+
+async def _run_hooks(hooks: list[StoreHook], store: ProjectionStore) -> None:
+    for fn in hooks:
+        try:
+            await fn(store)
+        except Exception:
+            log.exception("projection store hook failed", hook=getattr(fn, "__qualname__", repr(fn)))
 
 
 def schema_fingerprint() -> str:
@@ -87,6 +110,7 @@ class ProjectionStore:
         await self.db.commit()
         row = await (await self.db.execute("SELECT value FROM meta WHERE key='last_seq'")).fetchone()
         self.last_seq = int(row[0]) if row else 0
+        await _run_hooks(_OPEN_HOOKS, self)
         log.info("projection store open", path=str(self.path), last_seq=self.last_seq)
 
     async def close(self) -> None:
@@ -120,6 +144,7 @@ class ProjectionStore:
             await self.db.execute("UPDATE meta SET value=? WHERE key='last_seq'", (str(applied),))
             await self.db.commit()
             self.last_seq = applied
+            await _run_hooks(_COMMIT_HOOKS, self)
         return changed
 
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
