@@ -9,14 +9,14 @@ source's epochs are contiguous on disk and a light curve is one range scan; ``si
 source's integer rowid and image paths are interned in ``timeseries_images``, which keeps a
 timeseries row at ~40 bytes (100 M epochs ≈ 4 GB rather than ~10 GB with text keys).
 
-The search filters on ``sigma_deviation``, ``dec_deg`` and ``mean_flux_mjy`` and sorts on any of
-the served columns. Each filter column leads one index that *also carries the other two filter
-columns*, so whatever combination of filters is given, SQLite can answer both the page and the
-``total`` (a ``COUNT(*)``) from one index range without touching the table: the count is an
-index-only scan of the matching range. The other sort columns have plain indexes (``ORDER BY x
-LIMIT n`` walks the index and stops). ``source_id`` is ``COLLATE NOCASE`` with a unique index, so
-the name search is a case-insensitive prefix *range* on that index (``>= q AND < q || x'ff'``),
-not a ``LIKE '%…%'`` scan.
+The search (filters on ``sigma_deviation``, ``dec_deg``, ``mean_flux_mjy``, a name prefix, a sort
+on any served column, an exact ``total``) is answered from an in-memory columnar copy of
+``sources`` kept by ``web/projections/source_index.py``: loaded when the store opens and refreshed
+after every committed batch from the rows the batch changed. Counting a broad filter exactly in
+SQLite walks hundreds of thousands of index entries (~150 ms at 1 M sources); a numpy mask over
+the columns takes a few milliseconds whatever the filter. ``source_id`` is ``COLLATE NOCASE`` with
+a unique index (the upsert's key and ``GET /api/sources/{id}``). The secondary indexes on the
+filter and sort columns predate the in-memory index and no longer serve the search.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import aiosqlite
 from schemas.base import iso
 from schemas.dsa import EseCandidateUpdated, MosaicReady, SourceMeasured
 from schemas.ops import AlertSent
+from web.projections.source_index import index_for
 from web.projections.store import ProjectionStore, ddl, projects
 
 _MJD0 = datetime(1858, 11, 17, tzinfo=UTC)
@@ -316,72 +317,6 @@ SORT_COLUMNS: dict[str, str] = {
     "source_id": "source_id",
     "last_measured_at": "last_mjd",
 }
-#: the index whose order is each sort field's order
-SORT_INDEXES: dict[str, str] = {
-    "sigma_deviation": "sources_sig",
-    "chi2_nu": "sources_chi2",
-    "mean_flux_mjy": "sources_flux",
-    "nvss_flux_mjy": "sources_nvss",
-    "n_obs": "sources_nobs",
-    "ra_deg": "sources_ra",
-    "dec_deg": "sources_dec",
-    "source_id": "sources_name",
-    "last_measured_at": "sources_last",
-}
-_SEARCH_COLS = (
-    "source_id, ra_deg, dec_deg, nvss_flux_mjy, mean_flux_mjy, n_obs, chi2_nu, sigma_deviation, last_measured_at"
-)
-
-
-def search_sql(
-    query: str | None,
-    variability_min: float | None,
-    dec_min: float | None,
-    dec_max: float | None,
-    flux_min_mjy: float | None,
-    sort_field: str,
-    order: str,
-    walk: bool = False,
-) -> tuple[str, str, list[Any]]:
-    """(page SQL with LIMIT/OFFSET placeholders, count SQL, parameters of the WHERE clause)."""
-    clauses: list[str] = []
-    params: list[Any] = []
-    if query:
-        # A prefix range on the NOCASE unique index (U+10FFFF sorts after every real character).
-        clauses.append("source_id >= ? AND source_id < ?")
-        params += [query, query + "\U0010ffff"]
-    if variability_min is not None:
-        clauses.append("sigma_deviation >= ?")
-        params.append(variability_min)
-    if dec_min is not None:
-        clauses.append("dec_deg >= ?")
-        params.append(dec_min)
-    if dec_max is not None:
-        clauses.append("dec_deg <= ?")
-        params.append(dec_max)
-    if flux_min_mjy is not None:
-        clauses.append("mean_flux_mjy >= ?")
-        params.append(flux_min_mjy)
-    where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
-    column = SORT_COLUMNS[sort_field]
-    direction = "DESC" if order == "desc" else "ASC"
-    hint = f"INDEXED BY {SORT_INDEXES[sort_field]}" if walk else ""
-    page = f"SELECT {_SEARCH_COLS} FROM sources {hint} {where} ORDER BY {column} {direction} LIMIT ? OFFSET ?"  # noqa: S608
-    count = f"SELECT COUNT(*) FROM sources {where}"  # noqa: S608
-    return page, count, params
-
-
-def walk_sort_index(n_rows: int, total: int, limit: int, offset: int) -> bool:
-    """Whether to page by walking the sort column's index rather than sorting every match.
-
-    Walking the sort index visits about (offset + limit) × n_rows / total rows before the page is
-    full; sorting visits all ``total`` matches plus the sort itself. SQLite's planner does not know
-    ``total`` (it guesses selectivities), so for a broad filter with a sort on another column it
-    sorts hundreds of thousands of rows; we know ``total`` from the count, so we choose.
-    """
-    if total == 0:
-        return False
-    return (offset + limit) * n_rows / total < total / 4
 
 
 async def search_sources(
@@ -397,32 +332,22 @@ async def search_sources(
     limit: int = 100,
     offset: int = 0,
 ) -> dict[str, Any]:
-    args = (query, variability_min, dec_min, dec_max, flux_min_mjy, sort_field, order)
-    _, count, params = search_sql(*args)
-    row = await store.fetchone(count, params)
-    total = int(row[0]) if row else 0
-    if total == 0:
-        return {"sources": [], "total": 0, "limit": limit, "offset": offset}
-    walk = False
-    if params:  # with no filter at all the planner already walks the sort index
-        top = await store.fetchone("SELECT MAX(sid) FROM sources")
-        walk = walk_sort_index(int(top[0] or 0) if top else 0, total, limit, offset)
-    page, _, _ = search_sql(*args, walk=walk)
-    rows = await store.fetchall(page, [*params, limit, offset])
-    sources = [
-        {
-            "source_id": r[0],
-            "ra_deg": r[1],
-            "dec_deg": r[2],
-            "nvss_flux_mjy": r[3],
-            "mean_flux_mjy": r[4],
-            "n_obs": r[5],
-            "chi2_nu": r[6],
-            "sigma_deviation": r[7],
-            "last_measured_at": r[8],
-        }
-        for r in rows
-    ]
+    """The body of ``POST /api/sources/search``, from the store's in-memory columnar index.
+
+    Same answer as ``SELECT … FROM sources WHERE <filters> ORDER BY <column> <order>, source_id
+    LIMIT ? OFFSET ?`` and its ``COUNT(*)`` (see ``source_index``), without counting in SQLite.
+    """
+    sources, total = index_for(store).search(
+        query=query,
+        variability_min=variability_min,
+        dec_min=dec_min,
+        dec_max=dec_max,
+        flux_min_mjy=flux_min_mjy,
+        sort_field=sort_field,
+        order=order,
+        limit=limit,
+        offset=offset,
+    )
     return {"sources": sources, "total": total, "limit": limit, "offset": offset}
 
 
