@@ -6,7 +6,8 @@
    indexes are dropped during the load and rebuilt after, as a bulk load should).
 2. Starts a real edge on it (with an embedded nats-server) and times ``POST /api/sources/search``
    over HTTP for representative queries (sequential requests on one keep-alive connection, after
-   a warm-up), and ``GET /api/sources/{id}`` (a 100-epoch light curve). Prints p50/p99 per query.
+   a warm-up), and ``GET /api/sources/{id}`` (a 100-epoch light curve). Prints p50/p99 per query,
+   and the edge's start time and the size of its in-memory source index (loaded at start).
 
 Goal: the search answers in ≤ 100 ms over 1 M sources with 100 epochs each.
 """
@@ -36,6 +37,7 @@ import logs  # noqa: E402
 from bus import Bus  # noqa: E402
 from bus.server import EmbeddedServer  # noqa: E402
 from settings import Settings  # noqa: E402
+from web.projections.source_index import index_for  # noqa: E402
 from web.projections.store import ProjectionStore  # noqa: E402
 
 QUERIES: list[tuple[str, dict[str, Any]]] = [
@@ -58,6 +60,12 @@ QUERIES: list[tuple[str, dict[str, Any]]] = [
         {"filters": {"dec_min": 20.0, "dec_max": 60.0}, "sort": {"field": "nvss_flux_mjy"}, "offset": 1000},
     ),
     ("variability_min 0.5 + dec >= 0 (broad)", {"filters": {"variability_min": 0.5, "dec_min": 0.0}}),
+    ("name prefix 'nvss j' (all), sort source_id desc", {"query": "nvss j", "sort": {"field": "source_id"}}),
+    ("sort n_obs desc (all tied), offset 5000", {"sort": {"field": "n_obs"}, "offset": 5000}),
+    (
+        "dec >= -30 (all), sort ra asc, offset 100k, limit 1000",
+        {"filters": {"dec_min": -30.0}, "sort": {"field": "ra_deg", "order": "asc"}, "offset": 100_000, "limit": 1000},
+    ),
 ]
 
 
@@ -165,6 +173,14 @@ async def _open_close(store: ProjectionStore) -> None:
     await store.close()
 
 
+def _rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def pct(xs: list[float], p: float) -> float:
     s = sorted(xs)
     return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))]
@@ -178,7 +194,14 @@ async def measure(path: Path, repeat: int, n_ts_sources: int) -> list[tuple[str,
     settings = Settings(data_dir=path.parent.parent, nats_url=server.url, port=0, edge_name=path.stem)
     bus = await Bus.connect(server.url, name="bench")
     edge = Edge(settings, bus)
+    rss0 = _rss_mb()
+    t0 = time.perf_counter()
     await edge.start(host="127.0.0.1", port=0)
+    ix = index_for(edge.store)
+    print(
+        f"edge start {time.perf_counter() - t0:.1f} s, of which loading the source index {ix.load_seconds:.1f} s "
+        f"({ix.n:,} sources, {ix.memory_bytes() / 1e6:.0f} MB of arrays; process RSS +{_rss_mb() - rss0:.0f} MB)"
+    )
     out = []
     try:
         async with aiohttp.ClientSession() as session:
