@@ -212,34 +212,25 @@ def _centre_and_integrate(data: FloatArray) -> npt.NDArray[np.float64]:
     spectrum (the sum over time, in float64) of the centred data: two cache-blocked passes (a single
     thread: this is memory-bound, and a second thread only helped on an idle machine)."""
     nt, nc = data.shape
-    nchunk = 64
-    size = (nc + nchunk - 1) // nchunk
-    part = np.zeros((nchunk, nt), dtype=np.float64)
-    for ci in range(nchunk):
-        lo = ci * size
-        hi = min(nc, lo + size)
-        for t in range(nt):
-            acc = 0.0
-            row = data[t]
-            for j in range(lo, hi):
-                acc += row[j]
-            part[ci, t] = acc
     means = np.empty(nt, dtype=np.float32)
     for t in range(nt):
-        means[t] = np.float32(part[:, t].sum() / nc)
-    integ = np.empty(nc, dtype=np.float64)
-    for ci in range(nchunk):
-        lo = ci * size
-        hi = min(nc, lo + size)
-        for j in range(lo, hi):
-            integ[j] = 0.0
+        acc = 0.0
+        row = data[t]
+        for j in range(nc):
+            acc += row[j]
+        means[t] = np.float32(acc / nc)
+    integ = np.zeros(nc, dtype=np.float64)
+    blk = 2048  # column blocks whose float64 sums stay in L1
+    for lo in range(0, nc, blk):
+        hi = min(nc, lo + blk)
+        acc_blk = integ[lo:hi]
         for t in range(nt):
-            row = data[t]
+            row = data[t, lo:hi]
             mt = means[t]
-            for j in range(lo, hi):
+            for j in range(hi - lo):
                 v = row[j] - mt
                 row[j] = v
-                integ[j] += v
+                acc_blk[j] += v
     return integ
 
 
