@@ -410,8 +410,15 @@ def _drifts_at_kernel(
 
 @functools.lru_cache(maxsize=16)
 def _offsets_table(n: int, dmax: int) -> npt.NDArray[np.int64]:
-    """``taylor_path(n, d)`` for ``d = 0..dmax``, as a (dmax + 1, n) table."""
-    return np.stack([taylor_path(n, d) for d in range(dmax + 1)]).astype(np.int64)
+    """``taylor_path(n, d)`` for ``d = 0..dmax``, as a (dmax + 1, n) table (block shift plus the tree's
+    own offsets, which only depend on ``d`` modulo the block)."""
+    tree = np.stack([taylor_path(n, r) for r in range(n)]).astype(np.int64)
+    d = np.arange(dmax + 1)
+    b, r = np.divmod(d, n - 1)
+    wrap = (b > 0) & (r == 0)  # d = b(N-1) is also block b-1's last row (taylor_path's choice)
+    b[wrap] -= 1
+    r[wrap] = n - 1
+    return b[:, None] * np.arange(n, dtype=np.int64)[None, :] + tree[r]
 
 
 @nb.njit(cache=True, nogil=True)
