@@ -372,7 +372,7 @@ def _dedoppler_best_kernel(data: FloatArray, n: int, dmax: int, tile: int, sub: 
     return best
 
 
-@nb.njit(cache=True, nogil=True)
+@nb.njit(parallel=True, cache=True, nogil=True)
 def _drifts_at_kernel(
     data: FloatArray, n: int, offs: npt.NDArray[np.int64], cols: npt.NDArray[np.int64]
 ) -> tuple[FloatArray, IntArray]:
@@ -384,8 +384,8 @@ def _drifts_at_kernel(
     dmax = offs.shape[0] - 1
     vals = np.empty(cols.size, dtype=np.float32)
     drifts = np.empty(cols.size, dtype=np.int32)
-    buf = np.empty(n, dtype=np.float32)
-    for q in range(cols.size):
+    for q in nb.prange(cols.size):
+        buf = np.empty(n, dtype=np.float32)
         i = cols[q]
         bv = np.float32(-np.inf)
         bd = 0

@@ -206,14 +206,14 @@ def comp_stats(spectrum: npt.NDArray[np.floating]) -> tuple[float, float]:
     return float(med), float(_trimmed_std(x, lo, hi))
 
 
-@nb.njit(cache=True, nogil=True, fastmath={"reassoc"})
+@nb.njit(parallel=True, cache=True, nogil=True, fastmath={"reassoc"})
 def _centre_and_integrate(data: FloatArray) -> npt.NDArray[np.float64]:
     """Subtract each row's mean in place (mean accumulated in float64) and return the integrated
-    spectrum (the sum over time, in float64) of the centred data: two cache-blocked passes (a single
-    thread: this is memory-bound, and a second thread only helped on an idle machine)."""
+    spectrum (the sum over time, in float64) of the centred data: two cache-blocked passes, both
+    cores."""
     nt, nc = data.shape
     means = np.empty(nt, dtype=np.float32)
-    for t in range(nt):
+    for t in nb.prange(nt):
         acc = 0.0
         row = data[t]
         for j in range(nc):
@@ -221,7 +221,8 @@ def _centre_and_integrate(data: FloatArray) -> npt.NDArray[np.float64]:
         means[t] = np.float32(acc / nc)
     integ = np.zeros(nc, dtype=np.float64)
     blk = 2048  # column blocks whose float64 sums stay in L1
-    for lo in range(0, nc, blk):
+    for ib in nb.prange((nc + blk - 1) // blk):
+        lo = ib * blk
         hi = min(nc, lo + blk)
         acc_blk = integ[lo:hi]
         for t in range(nt):

@@ -177,17 +177,18 @@ def _flip_row(row: npt.NDArray[np.float32], brow: npt.NDArray[np.uint32], tmp: n
     return bad
 
 
-@nb.njit(cache=True, nogil=True)
+@nb.njit(parallel=True, cache=True, nogil=True)
 def _check_and_flip(out: npt.NDArray[np.float32], flip: bool) -> tuple[int, int]:
     """First non-finite value ``(t, column)`` in file order, or ``(-1, -1)``; if ``flip``, every row is
-    reversed in place (file order → ascending frequency) in the same pass."""
+    reversed in place (file order → ascending frequency) in the same pass.  Rows run on both cores."""
     nt, n = out.shape
     bits = out.view(np.uint32)
-    tmp = np.empty(2048, dtype=np.float32)
-    for t in range(nt):
+    bad_rows = np.zeros(nt, dtype=np.bool_)
+    for t in nb.prange(nt):
         row = out[t]
         brow = bits[t]
         if flip:
+            tmp = np.empty(2048, dtype=np.float32)
             bad = _flip_row(row, brow, tmp)
             if bad:
                 _flip_row(row, brow, tmp)  # back to file order to name the first bad channel
@@ -195,7 +196,10 @@ def _check_and_flip(out: npt.NDArray[np.float32], flip: bool) -> tuple[int, int]
             bad = False
             for j in range(n):
                 bad |= (brow[j] & 0x7F800000) == 0x7F800000
-        if bad:
+        bad_rows[t] = bad
+    for t in range(nt):
+        if bad_rows[t]:
+            row = out[t]
             for j in range(n):
                 if not np.isfinite(row[j]):
                     return t, j
