@@ -10,6 +10,7 @@ the same order, same totals.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from datetime import UTC, datetime
 from pathlib import Path
@@ -237,4 +238,35 @@ async def test_out_of_order_measurement_is_not_projected(tmp_path: Path) -> None
             offset=0,
         )
     finally:
+        await store.close()
+
+
+async def test_search_never_shows_less_than_a_sql_read_during_a_batch(tmp_path: Path) -> None:
+    """While a batch is being applied, a search after ``GET /api/sources/{id}`` is at least as new."""
+    store = ProjectionStore(tmp_path / "edge" / "p.sqlite")
+    await store.open()
+    name = "NVSS J120000+400000"
+    rng = random.Random(4)
+    n_obs: dict[str, int] = {}
+    others = [f"NVSS J{k:06d}+000000" for k in range(400)]
+    batch = []
+    for seq in range(1, 201):
+        event = measured(rng, [name, *others], 60000.0 + seq / 100, n_obs)
+        batch.append(StoredMessage(seq, event.subject(), datetime.now(UTC), encode(event), 0))
+    applying = asyncio.create_task(store.apply(batch))
+    try:
+        checks = 0
+        while not applying.done():
+            detail = await science.source_detail(store, name)
+            found = await science.search_sources(store, query=name)
+            if detail is not None:
+                assert found["total"] == 1
+                assert found["sources"][0]["n_obs"] >= detail["variability_stats"]["n_obs"]
+                checks += 1
+        await applying
+        assert checks > 5
+        found = await science.search_sources(store, query=name)
+        assert found["sources"][0]["n_obs"] == n_obs[name]
+    finally:
+        await asyncio.wait([applying])  # the batch finishes before the store closes, pass or fail
         await store.close()

@@ -29,7 +29,7 @@ import aiosqlite
 from schemas.base import iso
 from schemas.dsa import EseCandidateUpdated, MosaicReady, SourceMeasured
 from schemas.ops import AlertSent
-from web.projections.source_index import index_for
+from web.projections import source_index
 from web.projections.store import ProjectionStore, ddl, projects
 
 _MJD0 = datetime(1858, 11, 17, tzinfo=UTC)
@@ -126,6 +126,7 @@ async def project_measurements(db: aiosqlite.Connection, e: SourceMeasured, seq:
             )
             for k in range(n)
         ]
+    source_index.touched(db, e.source_ids)  # before queueing the write: see touched()
     await db.executemany(_UPSERT_SOURCE, stats_rows)
     await db.execute("INSERT OR IGNORE INTO timeseries_images (path) VALUES (?)", (e.image_path,))
     async with db.execute("SELECT image_id FROM timeseries_images WHERE path = ?", (e.image_path,)) as cur:
@@ -337,7 +338,8 @@ async def search_sources(
     Same answer as ``SELECT … FROM sources WHERE <filters> ORDER BY <column> <order>, source_id
     LIMIT ? OFFSET ?`` and its ``COUNT(*)`` (see ``source_index``), without counting in SQLite.
     """
-    sources, total = index_for(store).search(
+    index = await source_index.fresh_index(store)
+    sources, total = index.search(
         query=query,
         variability_min=variability_min,
         dec_min=dec_min,

@@ -5,13 +5,15 @@ SQLite stays the durable read model; this is a cache derived from it, one per pr
 * **Load** when the store opens (``on_open``): one ``SELECT`` in sid order, read in chunks by a
   plain ``sqlite3`` connection in a thread, into numpy arrays (row ``i`` of every array is the
   ``i``-th source by sid).
-* **Refresh** after every committed batch (``after_commit``, which runs before ``apply`` returns,
-  so ``Edge.wait_applied`` also covers the index). Two ``TEMP`` triggers on ``sources`` (per
-  connection, not part of the schema fingerprint) call a Python function with the ``sid`` of each
-  inserted or updated row; after the commit those rows are re-read from SQLite and written into
-  the arrays (new sids are appended; new names are merged into the sorted name array). Reading
-  the committed rows back, rather than copying event fields, keeps the cache exactly the SQLite
-  state, including the upsert's ``WHERE excluded.n_obs >= sources.n_obs``.
+* **Refresh**: ``project_measurements`` notes the names it is about to upsert (``touched``: one
+  ``set.update`` per event); those rows are re-read from SQLite by the unique name index and
+  written into the arrays (new sids appended, new names merged into the sorted name array) after
+  the batch commits (``after_commit``, before ``apply`` returns, so ``Edge.wait_applied`` covers
+  the index) or, if a search comes first, by that search. Reading rows back rather than copying
+  event fields keeps the cache exactly what SQL on the connection sees, including the upsert's
+  ``WHERE excluded.n_obs >= sources.n_obs``; see ``touched`` for why a search never shows less
+  than ``GET /api/sources/{id}`` did. (Per-row ``TEMP`` triggers calling Python were tried
+  first: the GIL handoff per row cost ~20 µs, a third of the projection's throughput.)
 * **Search** is synchronous numpy on the event loop, so it never sees a half-applied refresh: the
   filter mask (or the name-prefix range of the sorted name array), ``total`` = its size, and the
   page by partial selection on the sort key restricted to the matches.
@@ -34,6 +36,7 @@ import json
 import sqlite3
 import time
 import weakref
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -380,39 +383,78 @@ def _window(
 # -- one index per open store ------------------------------------------------------------------
 @dataclass
 class _Slot:
-    """A store's current index and the sids its triggers saw change since the last refresh."""
+    """A store's current index and the names its projection changed since the last refresh."""
 
     ix: SourceIndex
-    pending: set[int] = field(default_factory=set)
+    pending: set[str] = field(default_factory=set)
+    #: serialises refreshes, so rows read later are never overwritten by rows read earlier
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     #: a refresh failed: reload everything after the next commit
     broken: bool = False
 
 
 _SLOTS: weakref.WeakKeyDictionary[ProjectionStore, _Slot] = weakref.WeakKeyDictionary()
-_TOUCH = "source_index_touch"
-_TRIGGERS = (
-    f"CREATE TEMP TRIGGER IF NOT EXISTS source_index_ins AFTER INSERT ON main.sources "
-    f"BEGIN SELECT {_TOUCH}(NEW.sid); END",
-    f"CREATE TEMP TRIGGER IF NOT EXISTS source_index_upd AFTER UPDATE ON main.sources "
-    f"BEGIN SELECT {_TOUCH}(NEW.sid); END",
-)
+#: the same slots by the store's connection, which is what a projection function is given
+_BY_DB: weakref.WeakKeyDictionary[Any, _Slot] = weakref.WeakKeyDictionary()
+
+
+def touched(db: Any, source_ids: Iterable[str]) -> None:
+    """Note sources a projection is about to upsert; every writer of ``sources`` calls this
+    *before* queueing its write on ``db``. They are re-read after the batch commits, or by the
+    next search, whichever comes first. A name whose upsert does not apply costs a re-read only.
+
+    Before, not after: aiosqlite runs a connection's statements in the order they were queued, and
+    this call and the queueing of the write happen in one step of the event loop. So a reader that
+    can see the write (its SELECT was queued later) also finds the name pending, and a search that
+    refreshes it reads the row after the write: the search never shows less than a SQL read of the
+    same connection (``GET /api/sources/{id}``) already showed.
+    """
+    slot = _BY_DB.get(db)
+    if slot is not None:
+        slot.pending.update(source_ids)
+
+
+async def fresh_index(store: ProjectionStore) -> SourceIndex:
+    """The store's index, with every source touched so far re-read (what SQL on ``store.db`` sees)."""
+    slot = _SLOTS.get(store)
+    if slot is None:
+        raise RuntimeError("the source index is loaded when the projection store opens")
+    if slot.pending:
+        async with slot.lock:
+            await _refresh(store, slot)
+    return slot.ix
 
 
 def index_for(store: ProjectionStore) -> SourceIndex:
+    """The store's index as it is (tests, benchmarks); searches use ``fresh_index``."""
     slot = _SLOTS.get(store)
     if slot is None:
         raise RuntimeError("the source index is loaded when the projection store opens")
     return slot.ix
 
 
+async def _refresh(store: ProjectionStore, slot: _Slot) -> None:
+    """Re-read the pending sources into the index (call with ``slot.lock`` held)."""
+    if slot.broken or not slot.pending:
+        return
+    names = list(slot.pending)
+    slot.pending.clear()
+    try:
+        async with store.db.execute(
+            f"SELECT {_COLS} FROM sources WHERE source_id IN (SELECT value FROM json_each(?))",  # noqa: S608
+            (json.dumps(names),),
+        ) as cur:
+            rows = [tuple(r) for r in await cur.fetchall()]
+        slot.ix.refresh(rows)
+    except Exception:
+        log.exception("source index refresh failed; reloading it after the next commit")
+        slot.broken = True  # the arrays may be half written
+
+
 @on_open
 async def load_index(store: ProjectionStore) -> None:
-    """Install the change triggers on the store's (new) connection, then load the index."""
-    slot = _SLOTS[store] = _Slot(SourceIndex())
-    # runs in aiosqlite's thread, inside the writing statement; set.add is atomic under the GIL
-    await store.db.create_function(_TOUCH, 1, slot.pending.add)
-    for sql in _TRIGGERS:
-        await store.db.execute(sql)
+    """Load the index from the committed file (nothing is being applied while the store opens)."""
+    slot = _SLOTS[store] = _BY_DB[store.db] = _Slot(SourceIndex())
     slot.ix = await asyncio.to_thread(SourceIndex.load, store.path)
     log.info(
         "source index loaded",
@@ -424,24 +466,13 @@ async def load_index(store: ProjectionStore) -> None:
 
 @after_commit
 async def refresh_index(store: ProjectionStore) -> None:
-    """Bring the index up to the committed batch: re-read the sources its triggers saw change."""
+    """Bring the index up to the committed batch (so ``Edge.wait_applied`` covers it too)."""
     slot = _SLOTS.get(store)
     if slot is None:
         return
-    if not slot.broken and slot.pending:
-        sids = sorted(slot.pending)
-        slot.pending.clear()
-        try:
-            async with store.db.execute(
-                f"SELECT {_COLS} FROM sources WHERE sid IN (SELECT value FROM json_each(?))",  # noqa: S608
-                (json.dumps(sids),),
-            ) as cur:
-                rows = [tuple(r) for r in await cur.fetchall()]
-            slot.ix.refresh(rows)
-        except Exception:
-            log.exception("source index refresh failed; reloading it")
-            slot.broken = True  # the arrays may be half written
-    if slot.broken:  # reload from the committed file (no batch is being written while hooks run)
-        slot.pending.clear()
-        slot.ix = await asyncio.to_thread(SourceIndex.load, store.path)
-        slot.broken = False
+    async with slot.lock:
+        await _refresh(store, slot)
+        if slot.broken:  # reload from the committed file: no batch is being written while hooks run
+            slot.pending.clear()
+            slot.ix = await asyncio.to_thread(SourceIndex.load, store.path)
+            slot.broken = False
