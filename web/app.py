@@ -72,6 +72,7 @@ class Edge:
         #: live-view snapshots by topic; issues add theirs (ese candidates, jobs, ...)
         self.snapshots: dict[str, Snapshot] = {"ese": self._empty_ese}
         self.topic_messages: dict[str, str] = {"ese": "ese_update"}
+        self._snapshot_cache: dict[str, Any] = {}
         self._dirty = asyncio.Event()
         self._dirty_topics: set[str] = set()
         self._tasks: list[asyncio.Task[Any]] = []
@@ -138,11 +139,17 @@ class Edge:
         self.status_bytes = _enc.encode(status)
         return status
 
+    async def snapshot(self, topic: str, *, fresh: bool = False) -> Any:
+        """A topic's live snapshot, recomputed only when its projection changed (``fresh``)."""
+        if fresh or topic not in self._snapshot_cache:
+            self._snapshot_cache[topic] = await self.snapshots[topic]()
+        return self._snapshot_cache[topic]
+
     async def status_message_data(self, status: dict[str, Any] | None = None) -> dict[str, Any]:
         return {
             "pipeline_status": status if status is not None else msgspec.json.decode(self.status_bytes),
             "metrics": self.metrics,
-            "ese_candidates": await self.snapshots["ese"](),
+            "ese_candidates": await self.snapshot("ese"),
         }
 
     def cursor(self) -> dict[str, Any]:
@@ -159,13 +166,14 @@ class Edge:
             self._dirty.clear()
             topics, self._dirty_topics = self._dirty_topics, set()
             try:
-                status = await self.refresh_status()
-                self.hub.broadcast("status_update", await self.status_message_data(status), cursor=self.cursor())
+                for topic in topics & self.snapshots.keys():
+                    await self.snapshot(topic, fresh=True)
+                if not topics or topics & {"status", *self.snapshots}:  # the periodic one, or a change it shows
+                    status = await self.refresh_status()
+                    self.hub.broadcast("status_update", await self.status_message_data(status), cursor=self.cursor())
                 for topic in topics:
                     if topic in self.topic_messages and topic in self.snapshots:
-                        self.hub.broadcast(
-                            self.topic_messages[topic], await self.snapshots[topic](), cursor=self.cursor()
-                        )
+                        self.hub.broadcast(self.topic_messages[topic], await self.snapshot(topic), cursor=self.cursor())
             except Exception:
                 log.exception("broadcast failed")
 
@@ -187,7 +195,7 @@ class Edge:
         if self.metrics:
             msgs.append(self.hub.make("metrics_update", self.metrics))
         for topic, message_type in self.topic_messages.items():
-            msgs.append(self.hub.make(message_type, await self.snapshots[topic](), cursor=self.cursor()))
+            msgs.append(self.hub.make(message_type, await self.snapshot(topic), cursor=self.cursor()))
         return msgs
 
     # -- heartbeats of actors ------------------------------------------------------------------
