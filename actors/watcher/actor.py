@@ -489,16 +489,19 @@ class WatcherActor(Actor):
                 self._wake.set()  # more to do: scan again at once
                 break
             checked += 1
-            await self._take(look)
+            try:
+                await self._take(look)
+            except Exception:  # one unreadable file (permissions, a bus hiccup) must not block the rest
+                self.log.exception("could not take a file; will look again", path=look.path)
         await self._advance(Tick(self.clock()))
         return res.unsettled
 
     def _calibrator(self, info: SubbandInfo) -> str | None:
-        from actors.watcher.checks import tile_calibrator
-
         key = (round(info.start_jd, 5), round(info.end_jd, 5), info.dec_deg)
         if key not in self._cal_cache:
             try:
+                from actors.watcher.checks import tile_calibrator
+
                 self._cal_cache[key] = tile_calibrator(info)
             except Exception as exc:  # no calibrator is better than no group
                 self.log.warning("calibrator lookup failed", path=str(info.path), error=repr(exc))
@@ -573,7 +576,10 @@ class WatcherActor(Actor):
 
     async def _convert(self, group_id: str) -> None:
         await self._running.wait()  # stopped: the message waits (kept alive) until started
-        g = self.state.groups.get(group_id)
+        # Under the transition lock: our own pending row can come back through the consumer before
+        # the transition that published it has committed (it may still be publishing an alert).
+        async with self._lock:
+            g = self.state.groups.get(group_id)
         if g is None:
             self.log.warning("pending group unknown to this watcher; ignored", group_id=group_id)
             return

@@ -106,7 +106,15 @@ class IngestStack(Stack):
             g = await self.group_of(sim)
             return g if g is not None and g["state"] == state else None
 
-        result: dict[str, Any] = await eventually(check, timeout=timeout, interval=0.1)
+        try:
+            result: dict[str, Any] = await eventually(check, timeout=timeout, interval=0.1)
+        except AssertionError as exc:
+            info = await self.bus.js.stream_info("EVENTS")
+            raise AssertionError(
+                f"{exc}; stream last_seq {info.state.last_seq}, edge projection at {self.edge.store.last_seq}, "
+                f"edge groups {await self.groups()}, watchers "
+                f"{[{k: g.state.value for k, g in w.state.groups.items()} for w in self.watchers]}"
+            ) from None
         return result
 
 
