@@ -31,7 +31,7 @@ from aiohttp import web
 from actors.watcher import commands
 from bus.request import CommandUnavailable, request
 from schemas.dsa import StreamingConfigured
-from web.auth import require_key, require_operator
+from web.auth import require_operator, require_reader
 from web.errors import ApiError
 from web.projections import dsa
 from web.routing import json_response, query_int, read_json
@@ -119,9 +119,7 @@ def register(edge: Edge) -> None:
     api = edge.api
     store = edge.store
 
-    async def read_guard(req: web.Request) -> None:
-        if edge.settings.read_auth:
-            await require_key(req)
+    read_guard = require_reader
 
     def defaults() -> dict[str, Any]:
         s = edge.settings
