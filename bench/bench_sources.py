@@ -268,9 +268,9 @@ def main() -> None:
                 f"({t['timeseries_s']:.0f} s), indexes {t['indexes_s']:.0f} s; file {size:.1f} GB"
             )
         results = asyncio.run(measure(path, args.repeat, n_ts))
-        print(f"{'query':<48} {'p50 ms':>8} {'p99 ms':>8} {'total':>10}")
+        print(f"{'query':<56} {'p50 ms':>8} {'p99 ms':>8} {'total':>10}")
         for label, p50, p99, total in results:
-            print(f"{label:<48} {p50:8.1f} {p99:8.1f} {total:10,}")
+            print(f"{label:<56} {p50:8.1f} {p99:8.1f} {total:10,}")
         print(f"uptime: {os.popen('uptime').read().strip()}")
 
 
