@@ -19,6 +19,13 @@ constant source stays within ~1σ of its baseline with these seeds), while the d
 ~20σ. Each epoch's own calibrator group keeps the flux scale of the epochs equal; a target
 tile calibrated from a set solved minutes earlier drifts by up to ~8 % (see
 ``tests/dsa/test_imaging_flow.py``), which the 5-epoch baseline would not absorb safely.
+
+Order. The watcher converts two groups at a time, so a group can overtake the one before it (seen
+here: epoch 2 imaged before epoch 1), and the variability detector's baseline is "the epochs it
+processed before". That cannot change the outcome: the calibrator and imager keep the order they
+receive, and when epoch 6 (the first in the dip) has been converted, at most one earlier group is
+still in the other slot, so at least five of the six quiescent epochs always precede it. The light curve is served in MJD
+order whatever the order of arrival.
 """
 
 from __future__ import annotations
