@@ -72,7 +72,12 @@ async def project_ms(db: aiosqlite.Connection, e: MeasurementSetWritten, seq: in
 
 
 async def pipeline_status(store: ProjectionStore) -> dict[str, Any]:
-    """The body of ``GET /api/status``, exactly as seed 000 shows it."""
+    """The body of ``GET /api/status``, exactly as seed 000 shows it (three reads of one batch)."""
+    async with store.consistent():
+        return await _pipeline_status(store)
+
+
+async def _pipeline_status(store: ProjectionStore) -> dict[str, Any]:
     counts = {state: 0 for state in QUEUE_STATES}
     for row in await store.fetchall("SELECT state, COUNT(*) FROM groups GROUP BY state"):
         if row[0] in counts:
@@ -167,11 +172,12 @@ async def ms_list(
         where.append("status = ?")
         args.append(status)
     clause = (" WHERE " + " AND ".join(where)) if where else ""
-    total_row = await store.fetchone(f"SELECT COUNT(*) FROM measurement_sets{clause}", tuple(args))  # noqa: S608
-    rows = await store.fetchall(
-        f"SELECT path, stage, status, mid_mjd, field_name FROM measurement_sets{clause} "  # noqa: S608
-        "ORDER BY mid_mjd DESC, path LIMIT ? OFFSET ?",
-        (*args, limit, offset),
-    )
+    async with store.consistent():
+        total_row = await store.fetchone(f"SELECT COUNT(*) FROM measurement_sets{clause}", tuple(args))  # noqa: S608
+        rows = await store.fetchall(
+            f"SELECT path, stage, status, mid_mjd, field_name FROM measurement_sets{clause} "  # noqa: S608
+            "ORDER BY mid_mjd DESC, path LIMIT ? OFFSET ?",
+            (*args, limit, offset),
+        )
     items = [{"path": r[0], "stage": r[1], "status": r[2], "mid_mjd": r[3], "field_name": r[4]} for r in rows]
     return items, int(total_row[0]) if total_row else 0

@@ -56,11 +56,12 @@ async def list_jobs(
 ) -> dict[str, Any]:
     """The body of ``GET /api/control/jobs`` (seed 000): newest first."""
     where, args = ("WHERE status = ?", (status,)) if status else ("", ())
-    total_row = await store.fetchone(f"SELECT COUNT(*) FROM pipeline_jobs {where}", args)  # noqa: S608
-    rows = await store.fetchall(
-        f"SELECT job_id, job_type, status, created_at, completed_at FROM pipeline_jobs {where} "  # noqa: S608
-        "ORDER BY created_at DESC, job_id DESC LIMIT ? OFFSET ?",
-        (*args, limit, offset),
-    )
+    async with store.consistent():
+        total_row = await store.fetchone(f"SELECT COUNT(*) FROM pipeline_jobs {where}", args)  # noqa: S608
+        rows = await store.fetchall(
+            f"SELECT job_id, job_type, status, created_at, completed_at FROM pipeline_jobs {where} "  # noqa: S608
+            "ORDER BY created_at DESC, job_id DESC LIMIT ? OFFSET ?",
+            (*args, limit, offset),
+        )
     jobs = [{"job_id": r[0], "job_type": r[1], "status": r[2], "created_at": r[3], "completed_at": r[4]} for r in rows]
     return {"jobs": jobs, "total": int(total_row[0]) if total_row else 0, "limit": limit, "offset": offset}

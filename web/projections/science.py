@@ -173,11 +173,12 @@ def candidate_row(r: Any) -> dict[str, Any]:
 async def ese_candidates(store: ProjectionStore, limit: int = 100, status: str | None = None) -> dict[str, Any]:
     """The body of ``GET /api/ese/candidates``: most recently detected first."""
     where, params = ("WHERE status = ?", [status]) if status else ("", [])
-    rows = await store.fetchall(
-        f"SELECT {_CANDIDATE_COLS} FROM ese_candidates {where} ORDER BY last_detection_at DESC, id DESC LIMIT ?",  # noqa: S608
-        [*params, limit],
-    )
-    total = await store.fetchone(f"SELECT COUNT(*) FROM ese_candidates {where}", params)  # noqa: S608
+    async with store.consistent():
+        rows = await store.fetchall(
+            f"SELECT {_CANDIDATE_COLS} FROM ese_candidates {where} ORDER BY last_detection_at DESC, id DESC LIMIT ?",  # noqa: S608
+            [*params, limit],
+        )
+        total = await store.fetchone(f"SELECT COUNT(*) FROM ese_candidates {where}", params)  # noqa: S608
     return {"candidates": [candidate_row(r) for r in rows], "total": int(total[0]) if total else 0}
 
 
@@ -220,12 +221,13 @@ async def alert_history(
         clauses.append("alert_type = ?")
         params.append(alert_type)
     where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
-    rows = await store.fetchall(
-        "SELECT id, source_id, alert_type, severity, message, sent_at, channel, success FROM alert_history "  # noqa: S608
-        f"{where} ORDER BY id DESC LIMIT ?",
-        [*params, limit],
-    )
-    total = await store.fetchone(f"SELECT COUNT(*) FROM alert_history {where}", params)  # noqa: S608
+    async with store.consistent():
+        rows = await store.fetchall(
+            "SELECT id, source_id, alert_type, severity, message, sent_at, channel, success FROM alert_history "  # noqa: S608
+            f"{where} ORDER BY id DESC LIMIT ?",
+            [*params, limit],
+        )
+        total = await store.fetchone(f"SELECT COUNT(*) FROM alert_history {where}", params)  # noqa: S608
     alerts = [
         {
             "id": r[0],

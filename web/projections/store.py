@@ -11,6 +11,7 @@ file is gone, the database is rebuilt from the stream. The stream is the record;
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
@@ -81,6 +82,8 @@ class ProjectionStore:
         self.db: aiosqlite.Connection
         self.last_seq = 0
         self.last_event_time = ""
+        # Held for a whole batch; readers that need several statements to agree hold it too.
+        self._batch_lock = asyncio.Lock()
 
     async def open(self) -> None:
         import web.projections  # noqa: F401  register every projection module
@@ -118,34 +121,44 @@ class ProjectionStore:
 
     async def apply(self, batch: list[StoredMessage]) -> set[str]:
         """Apply messages beyond ``last_seq`` in one transaction; return the live topics changed."""
-        changed: set[str] = set()
-        applied = self.last_seq
-        for stored in batch:
-            if stored.seq <= applied:
-                continue  # already in the read model (redelivered after a reconnect)
-            applied = stored.seq
-            handlers = _HANDLERS.get(stored.subject)
-            if not handlers:
-                continue
-            try:
-                event = decode(stored.data)
-            except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-                log.warning("projection skipped an undecodable message", seq=stored.seq, error=str(exc))
-                continue
-            for fn, topics in handlers:
-                try:
-                    await fn(self.db, event, stored.seq)
-                except Exception:
-                    log.exception("projection failed", seq=stored.seq, type=stored.subject)
+        async with self._batch_lock:
+            changed: set[str] = set()
+            applied = self.last_seq
+            for stored in batch:
+                if stored.seq <= applied:
+                    continue  # already in the read model (redelivered after a reconnect)
+                applied = stored.seq
+                handlers = _HANDLERS.get(stored.subject)
+                if not handlers:
                     continue
-                changed |= topics
-            self.last_event_time = stored.time.isoformat()
-        if applied != self.last_seq:
-            await self.db.execute("UPDATE meta SET value=? WHERE key='last_seq'", (str(applied),))
-            await self.db.commit()
-            self.last_seq = applied
-            await _run_hooks(_COMMIT_HOOKS, self)
-        return changed
+                try:
+                    event = decode(stored.data)
+                except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+                    log.warning("projection skipped an undecodable message", seq=stored.seq, error=str(exc))
+                    continue
+                for fn, topics in handlers:
+                    try:
+                        await fn(self.db, event, stored.seq)
+                    except Exception:
+                        log.exception("projection failed", seq=stored.seq, type=stored.subject)
+                        continue
+                    changed |= topics
+                self.last_event_time = stored.time.isoformat()
+            if applied != self.last_seq:
+                await self.db.execute("UPDATE meta SET value=? WHERE key='last_seq'", (str(applied),))
+                await self.db.commit()
+                self.last_seq = applied
+                await _run_hooks(_COMMIT_HOOKS, self)
+            return changed
+
+    def consistent(self) -> asyncio.Lock:
+        """Hold this while reading with several statements (a page and its total, say).
+
+        The projection applies a batch on the same connection in several statements before it
+        commits; without this a reader could see half a batch, or rows from before a batch and a
+        count from after it.
+        """
+        return self._batch_lock
 
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
         async with self.db.execute(sql, tuple(params)) as cur:
