@@ -212,9 +212,7 @@ def step(
     return CandidateUpdate(cand, opened=False, changed=True)
 
 
-def transition(
-    candidate: EseCandidate, status: CandidateStatus | str, notes: str | None = None
-) -> EseCandidate:
+def transition(candidate: EseCandidate, status: CandidateStatus | str, notes: str | None = None) -> EseCandidate:
     """Operator status change: only ``active`` → ``resolved`` | ``false_positive``.
 
     Setting the status a candidate already has is a no-op (an idempotent retry), though new
@@ -229,9 +227,7 @@ def transition(
     if new is candidate.status:
         return candidate if notes is None else replace(candidate, notes=notes)
     if candidate.status is not CandidateStatus.ACTIVE or new is CandidateStatus.ACTIVE:
-        raise TransitionError(
-            f"candidate for {candidate.source_id} is {candidate.status}; cannot become {new}"
-        )
+        raise TransitionError(f"candidate for {candidate.source_id} is {candidate.status}; cannot become {new}")
     return replace(candidate, status=new, notes=candidate.notes if notes is None else notes)
 
 
