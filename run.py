@@ -209,9 +209,19 @@ async def run_replay(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+PASSTHROUGH = ("users", "simulate", "search")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = build_parser().parse_args(argv)
+    if argv and argv[0] in PASSTHROUGH:
+        # These tools have their own options (and their own --help): take the settings flags out
+        # and hand them everything else.
+        known, rest = _settings_parent().parse_known_args(argv[1:])
+        known.command, known.rest = argv[0], rest
+        args = known
+    else:
+        args = build_parser().parse_args(argv)
     try:
         settings = settings_mod.load(args)
     except (ValueError, OSError) as exc:

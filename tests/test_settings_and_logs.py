@@ -64,3 +64,13 @@ def test_secrets_never_reach_the_log() -> None:
     lines = [json.loads(line) for line in text.splitlines()]
     assert lines[0]["api_key"] == "***" and lines[0]["user"] == "u1"
     assert lines[1]["url"].endswith("sig=***") and lines[1]["note"].startswith("sk_live_ZZZZ")
+
+
+def test_tool_subcommands_get_their_own_help_and_settings_flags(capsys: object) -> None:
+    import pytest
+
+    with pytest.raises(SystemExit) as stop:
+        run.main(["simulate", "--help"])
+    assert stop.value.code == 0
+    out = capsys.readouterr().out  # type: ignore[attr-defined]
+    assert "usage: simulate" in out and "--with-calibrator" in out
