@@ -32,7 +32,8 @@ SHUTDOWN_DEADLINE_S = 9.0
 
 
 def _settings_parent() -> argparse.ArgumentParser:
-    parent = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    # No prefix matching: a tool's --out must never be taken as an abbreviation of --output-dir.
+    parent = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS, allow_abbrev=False)
     settings_mod.add_arguments(parent)
     for action in parent._actions:
         action.default = argparse.SUPPRESS
@@ -50,7 +51,11 @@ def _parse_time(text: str) -> datetime:
 def build_parser() -> argparse.ArgumentParser:
     common = _settings_parent()
     parser = argparse.ArgumentParser(
-        prog="run.py", description=__doc__, parents=[common], formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="run.py",
+        description=__doc__,
+        parents=[common],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
     )
     sub = parser.add_subparsers(dest="command")
     p = sub.add_parser("actor", parents=[common], help="run one actor alone")

@@ -74,3 +74,9 @@ def test_tool_subcommands_get_their_own_help_and_settings_flags(capsys: object) 
     assert stop.value.code == 0
     out = capsys.readouterr().out  # type: ignore[attr-defined]
     assert "usage: simulate" in out and "--with-calibrator" in out
+
+
+def test_no_prefix_matching_of_settings_flags() -> None:
+    """``simulate --out DIR`` must reach the simulator, not be read as ``--output-dir``."""
+    known, rest = run._settings_parent().parse_known_args(["--out", "/x", "--data-dir", "/d"])
+    assert rest == ["--out", "/x"] and known.data_dir == "/d"
