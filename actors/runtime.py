@@ -24,10 +24,11 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
 
+import aiosqlite
 import msgspec
 import psutil
 
@@ -119,6 +120,24 @@ class Actor:
             event = msgspec.structs.replace(event, producer=self.role)
         await self.bus.publish(event)
         return event
+
+    async def open_state(self, ddl: Iterable[str], *, synchronous: str = "FULL") -> aiosqlite.Connection:
+        """The actor's own durable state: SQLite at ``DATA/<role>/state.sqlite`` with its schema.
+
+        WAL and a busy timeout, because several instances of a role on one host share the file.
+        ``synchronous="NORMAL"`` trades the last transactions on a power cut for speed, which is
+        safe for state that redelivered events rebuild.
+        """
+        path = self.settings.data_dir / self.role / "state.sqlite"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = await aiosqlite.connect(path)
+        await db.execute("PRAGMA journal_mode=WAL")
+        await db.execute("PRAGMA busy_timeout=10000")
+        await db.execute(f"PRAGMA synchronous={synchronous}")
+        for statement in ddl:
+            await db.execute(statement)
+        await db.commit()
+        return db
 
     async def run_cpu(self, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
         loop = asyncio.get_running_loop()

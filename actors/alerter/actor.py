@@ -32,7 +32,6 @@ from dataclasses import asdict
 from typing import Any, ClassVar
 
 import aiohttp
-import aiosqlite
 import msgspec
 
 from actors.alerter import policy, slack
@@ -153,13 +152,7 @@ class AlerterActor(Actor):
         self.config = policy.PolicyConfig(summary_after_s=self.settings.alert_summary_s)
         self.url = self.settings.slack_webhook_url
         self.channel = self.settings.slack_channel
-        path = self.settings.data_dir / "alerter" / "state.sqlite"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = await aiosqlite.connect(path)
-        await self.db.execute("PRAGMA journal_mode=WAL")
-        for statement in DDL:
-            await self.db.execute(statement)
-        await self.db.commit()
+        self.db = await self.open_state(DDL)
         async with self.db.execute("SELECT value FROM policy_state WHERE k = 'state'") as cur:
             row = await cur.fetchone()
         self.state = load_state(row[0]) if row else policy.PolicyState()

@@ -30,8 +30,6 @@ import contextlib
 import os
 from typing import Any, ClassVar
 
-import aiosqlite
-
 from actors.calibrator import work
 from actors.runtime import Actor
 from actors.variability import outbox
@@ -60,15 +58,8 @@ class CalibratorActor(Actor):
     publishes: ClassVar[tuple[type[Event], ...]] = (CalibrationSetSolved, MeasurementSetWritten, AlertRaised)
 
     async def setup(self) -> None:
-        path = self.settings.data_dir / "calibrator" / "state.sqlite"
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.settings.calset_dir.mkdir(parents=True, exist_ok=True)
-        self.db = await aiosqlite.connect(path)
-        await self.db.execute("PRAGMA journal_mode=WAL")
-        await self.db.execute("PRAGMA busy_timeout=10000")
-        for statement in DDL:
-            await self.db.execute(statement)
-        await self.db.commit()
+        self.db = await self.open_state(DDL)
         self.lock = asyncio.Lock()
         async with self.lock:
             await outbox.flush(self.db, self.bus)

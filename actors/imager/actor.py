@@ -32,8 +32,6 @@ import os
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-import aiosqlite
-
 from actors.calibrator import work as calwork
 from actors.calibrator.apply import NoCalibrationError
 from actors.calibrator.msio import MeasurementSetError
@@ -65,15 +63,8 @@ class ImagerActor(Actor):
     publishes: ClassVar[tuple[type[Event], ...]] = (ImageReady, MeasurementSetWritten, PipelineJobUpdated)
 
     async def setup(self) -> None:
-        path = self.settings.data_dir / "imager" / "state.sqlite"
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.settings.image_dir.mkdir(parents=True, exist_ok=True)
-        self.db = await aiosqlite.connect(path)
-        await self.db.execute("PRAGMA journal_mode=WAL")
-        await self.db.execute("PRAGMA busy_timeout=10000")
-        for statement in DDL:
-            await self.db.execute(statement)
-        await self.db.commit()
+        self.db = await self.open_state(DDL)
         self.lock = asyncio.Lock()
         self.defaults = work.default_params(self.settings)
         async with self.lock:

@@ -32,8 +32,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-import aiosqlite
-
 from actors.mosaicker import commands, jobs
 from actors.mosaicker.linear import MosaicError, hourly_groups, mosaic_name
 from actors.runtime import Actor
@@ -80,13 +78,7 @@ class MosaickerActor(Actor):
     concurrency = 3
 
     async def setup(self) -> None:
-        path = self.settings.data_dir / "mosaicker" / "state.sqlite"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = await aiosqlite.connect(path)
-        await self.db.execute("PRAGMA journal_mode=WAL")
-        for statement in DDL:
-            await self.db.execute(statement)
-        await self.db.commit()
+        self.db = await self.open_state(DDL)
         self.lock = asyncio.Lock()
         async with self.lock:
             await outbox.flush(self.db, self.bus)

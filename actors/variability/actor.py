@@ -35,7 +35,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
-import aiosqlite
 import numpy as np
 
 from actors.runtime import Actor
@@ -103,14 +102,7 @@ class VariabilityActor(Actor):
 
     async def setup(self) -> None:
         self.config = ese.preset(self.settings.ese_preset)
-        path = self.settings.data_dir / "variability" / "state.sqlite"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = await aiosqlite.connect(path)
-        await self.db.execute("PRAGMA journal_mode=WAL")
-        await self.db.execute("PRAGMA synchronous=NORMAL")
-        for statement in DDL:
-            await self.db.execute(statement)
-        await self.db.commit()
+        self.db = await self.open_state(DDL, synchronous="NORMAL")
         self.lock = asyncio.Lock()
         self.catalogue = _Catalogue(self.settings.catalogue_path)
         with contextlib.suppress(CatalogueError):
