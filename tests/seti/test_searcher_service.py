@@ -25,7 +25,7 @@ from actors.searcher.synth import Tone, make_filterbank
 from bus import Bus
 from bus.replay import replay
 from schemas.base import decode
-from schemas.seti import JobCompleted, JobSubmitted
+from schemas.seti import JobCompleted, JobProgressed, JobSubmitted
 from settings import Settings
 from tests.seti.conftest import Stack, User, _header, filterbank_bytes, sigproc_header
 
@@ -109,6 +109,16 @@ async def sse_updates(stack: Stack, user: User, job_id: str) -> list[dict[str, A
     return seen
 
 
+async def _job_events(stack: Stack, type_: type[Any], job_id: str) -> Any:
+    from bus.replay import replay
+    from schemas.base import decode
+
+    async for stored in replay(stack.bus.js, type_.subject()):
+        event = decode(stored.data)
+        if isinstance(event, type_) and getattr(event, "job_id", None) == job_id:
+            yield event
+
+
 def processing_percents(updates: list[dict[str, Any]]) -> list[float]:
     return [u["data"]["progress"]["percent"] for u in updates if u["data"]["status"] == "processing"]
 
@@ -126,11 +136,16 @@ async def test_search_job_live_progress_results_and_every_download(
     sse_task = asyncio.create_task(sse_updates(stack, user, job_id))
     ws_seen, sse_seen = await asyncio.wait_for(asyncio.gather(ws_task, sse_task), 60)
 
-    # live progress: percent rises through the search on both live endpoints
+    # Progress is published as the coarse channels are searched (throttled in time, so a fast search
+    # may go from 0 straight to 100): it rises through the search.
+    published = [e.percent async for e in _job_events(stack, JobProgressed, job_id)]
+    assert published == sorted(published) and published[0] == 0 and published[-1] == 100, published
+    # ...and shows live on both endpoints. A live view shows the job's state as it is applied, so a
+    # fast search may show fewer steps than were published: it must show valid, rising progress.
     for seen in (ws_seen, sse_seen):
         percents = processing_percents(seen)
         assert percents == sorted(percents), percents
-        assert len(set(percents)) >= 2 and 0 < max(percents) <= 100, percents
+        assert percents and all(0 <= p <= 100 for p in percents), percents
         stages = {u["data"]["progress"]["stage"] for u in seen if u["data"]["status"] == "processing"}
         assert stages <= {"ingest", "dedoppler", "classify"} and "dedoppler" in stages, stages
         assert seen[-1]["data"]["status"] == "complete"
