@@ -33,6 +33,7 @@ import msgspec
 import psutil
 
 import logs
+from actors import outbox
 from bus import Bus
 from bus.consume import Consumer, ConsumerSpec
 from schemas.base import E, Event
@@ -126,7 +127,9 @@ class Actor:
 
         WAL and a busy timeout, because several instances of a role on one host share the file.
         ``synchronous="NORMAL"`` trades the last transactions on a power cut for speed, which is
-        safe for state that redelivered events rebuild.
+        safe for state that redelivered events rebuild. The state always has an outbox
+        (``actors/outbox.py``); whatever it still holds from before a crash is published here,
+        before the actor takes any event.
         """
         path = self.settings.data_dir / self.role / "state.sqlite"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -134,9 +137,10 @@ class Actor:
         await db.execute("PRAGMA journal_mode=WAL")
         await db.execute("PRAGMA busy_timeout=10000")
         await db.execute(f"PRAGMA synchronous={synchronous}")
-        for statement in ddl:
+        for statement in (*ddl, outbox.DDL):
             await db.execute(statement)
         await db.commit()
+        await outbox.flush(db, self.bus)
         return db
 
     async def run_cpu(self, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:

@@ -18,7 +18,7 @@ On ``dsa.ms.written`` with ``stage = converted`` (from the watcher):
    that arrived while a group was being recorded. A group is never imaged uncalibrated.
 
 Events go through an outbox written in the same transaction as the state change (see
-``actors/variability/outbox.py``), so a crash between the two loses nothing and a redelivery
+``actors/outbox.py``), so a crash between the two loses nothing and a redelivery
 publishes nothing twice (same event ids). Instances of this role must share ``DATA`` (one host,
 or a shared file system): the waiting groups and the sets are files there.
 """
@@ -30,9 +30,9 @@ import contextlib
 import os
 from typing import Any, ClassVar
 
+from actors import outbox
 from actors.calibrator import work
 from actors.runtime import Actor
-from actors.variability import outbox
 from schemas.base import Event, decode, encode
 from schemas.dsa import CalibrationSetSolved, MeasurementSetWritten
 from schemas.ops import AlertRaised
@@ -48,7 +48,6 @@ DDL = (
         since TEXT NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS assigned (
         path TEXT PRIMARY KEY, group_id TEXT NOT NULL, calsets TEXT NOT NULL)""",
-    outbox.DDL,
 )
 
 
@@ -61,8 +60,6 @@ class CalibratorActor(Actor):
         self.settings.calset_dir.mkdir(parents=True, exist_ok=True)
         self.db = await self.open_state(DDL)
         self.lock = asyncio.Lock()
-        async with self.lock:
-            await outbox.flush(self.db, self.bus)
         self.spawn(self._sweep(), "sweep")
 
     async def teardown(self) -> None:

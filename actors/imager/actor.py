@@ -20,7 +20,7 @@ parameter). A job's images are not announced as ``dsa.image.ready``: they re-ima
 pipeline already imaged, and the light curves must see each epoch once.
 
 State (``DATA/imager/state.sqlite``): jobs, day counters and an outbox (the events of one step are
-committed with it and published after; see ``actors/variability/outbox.py``).
+committed with it and published after; see ``actors/outbox.py``).
 """
 
 from __future__ import annotations
@@ -32,12 +32,12 @@ import os
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+from actors import outbox, pipeline_jobs
 from actors.calibrator import work as calwork
 from actors.calibrator.apply import NoCalibrationError
 from actors.calibrator.msio import MeasurementSetError
 from actors.imager import commands, work
 from actors.runtime import Actor
-from actors.variability import outbox
 from bus.request import CommandError, serve
 from schemas.base import Event, iso
 from schemas.dsa import ImageReady, MeasurementSetWritten, PipelineJobUpdated
@@ -45,8 +45,7 @@ from schemas.dsa import ImageReady, MeasurementSetWritten, PipelineJobUpdated
 DDL = (
     """CREATE TABLE IF NOT EXISTS jobs (
         job_id TEXT PRIMARY KEY, status TEXT NOT NULL, params TEXT NOT NULL, created_at TEXT NOT NULL)""",
-    "CREATE TABLE IF NOT EXISTS day_counters (day TEXT PRIMARY KEY, n INTEGER NOT NULL)",
-    outbox.DDL,
+    pipeline_jobs.DDL,
 )
 
 #: errors that fail a job (or a group) with their message instead of being retried
@@ -67,8 +66,6 @@ class ImagerActor(Actor):
         self.db = await self.open_state(DDL)
         self.lock = asyncio.Lock()
         self.defaults = work.default_params(self.settings)
-        async with self.lock:
-            await outbox.flush(self.db, self.bus)
         self._sub = await serve(self.bus.nc, commands.CREATE_JOB, commands.QUEUE, commands.CreateJob, self.create_job)
 
     async def teardown(self) -> None:
@@ -152,16 +149,7 @@ class ImagerActor(Actor):
 
     # -- jobs ------------------------------------------------------------------------------------
     def _job_event(self, job_id: str, status: str, created_at: str, params: dict[str, Any], **kw: Any) -> Event:
-        return PipelineJobUpdated(
-            job_id=job_id,
-            job_type="image",
-            status=status,
-            created_at=created_at,
-            parameters=params,
-            producer=self.role,
-            correlation_id=job_id,
-            **kw,
-        )
+        return pipeline_jobs.job_event(self.role, "image", job_id, status, created_at, params, **kw)
 
     async def create_job(self, cmd: commands.CreateJob) -> dict[str, Any]:
         if cmd.job_type != "image":
@@ -173,16 +161,11 @@ class ImagerActor(Actor):
         except work.ParameterError as exc:
             raise CommandError(422, str(exc), "VALIDATION_ERROR") from None
         now = datetime.now(UTC)
-        day = now.strftime("%Y%m%d")
         params: dict[str, Any] = {"ms_paths": list(cmd.ms_paths), **checked}
         if cmd.operator:
             params["operator"] = cmd.operator
         async with self.lock:
-            await self.db.execute(
-                "INSERT INTO day_counters VALUES (?, 1) ON CONFLICT(day) DO UPDATE SET n = n + 1", (day,)
-            )
-            rows = await self._rows("SELECT n FROM day_counters WHERE day = ?", (day,))
-            job_id = f"job_{day}_{int(rows[0][0]):03d}"
+            job_id = await pipeline_jobs.next_job_id(self.db, "job", now)
             created = iso(now)
             await self.db.execute("INSERT INTO jobs VALUES (?, 'pending', ?, ?)", (job_id, json.dumps(params), created))
             ev = self._job_event(job_id, "pending", created, params)

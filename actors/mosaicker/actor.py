@@ -1,7 +1,7 @@
 """The mosaicker: hourly mosaics from 12 consecutive tiles, and mosaics on request.
 
 State (``DATA/mosaicker/state.sqlite``): every image it has seen (from ``dsa.image.ready``: path,
-MJD, pointing, noise), the jobs, and an outbox of events (see ``actors/variability/outbox.py``).
+MJD, pointing, noise), the jobs, and an outbox of events (see ``actors/outbox.py``).
 
 Every mosaic is a *job*, and a job is started by its own ``dsa.job.updated`` event with status
 ``pending`` (``job_type = "mosaic"``), which this actor also consumes. So the work itself is
@@ -32,10 +32,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+from actors import outbox, pipeline_jobs
 from actors.mosaicker import commands, jobs
 from actors.mosaicker.linear import MosaicError, hourly_groups, mosaic_name
 from actors.runtime import Actor
-from actors.variability import outbox
 from actors.variability.measure import read_pointing
 from actors.variability.photometry import PhotometryError
 from bus.request import CommandError, serve
@@ -53,8 +53,7 @@ DDL = (
     """CREATE TABLE IF NOT EXISTS jobs (
         job_id TEXT PRIMARY KEY, kind TEXT NOT NULL, status TEXT NOT NULL, params TEXT NOT NULL,
         created_at TEXT NOT NULL)""",
-    "CREATE TABLE IF NOT EXISTS day_counters (day TEXT PRIMARY KEY, n INTEGER NOT NULL)",
-    outbox.DDL,
+    pipeline_jobs.DDL,
 )
 
 
@@ -80,8 +79,6 @@ class MosaickerActor(Actor):
     async def setup(self) -> None:
         self.db = await self.open_state(DDL)
         self.lock = asyncio.Lock()
-        async with self.lock:
-            await outbox.flush(self.db, self.bus)
         self._sub = await serve(self.bus.nc, commands.GENERATE, commands.QUEUE, commands.Generate, self.generate)
 
     async def teardown(self) -> None:
@@ -100,16 +97,7 @@ class MosaickerActor(Actor):
             return list(await cur.fetchall())
 
     def _job_event(self, job_id: str, status: str, created_at: str, params: dict[str, Any], **kw: Any) -> Event:
-        return PipelineJobUpdated(
-            job_id=job_id,
-            job_type="mosaic",
-            status=status,
-            created_at=created_at,
-            parameters=params,
-            producer=self.role,
-            correlation_id=job_id,
-            **kw,
-        )
+        return pipeline_jobs.job_event(self.role, "mosaic", job_id, status, created_at, params, **kw)
 
     # -- images and hourly groups --------------------------------------------------------------
     async def _on_image(self, event: ImageReady) -> None:
@@ -153,7 +141,6 @@ class MosaickerActor(Actor):
         if not cmd.start_mjd < cmd.end_mjd:
             raise CommandError(422, "start_mjd must be before end_mjd", "VALIDATION_ERROR")
         now = datetime.now(UTC)
-        day = now.strftime("%Y%m%d")
         params: dict[str, Any] = {
             "kind": "request",
             "start_mjd": cmd.start_mjd,
@@ -163,11 +150,7 @@ class MosaickerActor(Actor):
             "operator": cmd.operator,
         }
         async with self.lock:
-            await self.db.execute(
-                "INSERT INTO day_counters VALUES (?, 1) ON CONFLICT(day) DO UPDATE SET n = n + 1", (day,)
-            )
-            rows = await self._rows("SELECT n FROM day_counters WHERE day = ?", (day,))
-            job_id = f"mosaic_{day}_{int(rows[0][0]):03d}"
+            job_id = await pipeline_jobs.next_job_id(self.db, "mosaic", now)
             created = iso(now)
             await self.db.execute(
                 "INSERT INTO jobs VALUES (?, 'request', 'pending', ?, ?)", (job_id, json.dumps(params), created)

@@ -37,8 +37,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from actors import outbox
 from actors.runtime import Actor
-from actors.variability import commands, ese, measure, outbox
+from actors.variability import commands, ese, measure
 from actors.variability import stats as st
 from astro.catalogue import CatalogueError, load_catalogue
 from bus.request import CommandError, serve
@@ -57,7 +58,6 @@ DDL = (
     """CREATE TABLE IF NOT EXISTS candidates (
         id INTEGER PRIMARY KEY AUTOINCREMENT, source_id TEXT NOT NULL, data TEXT NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS candidates_source ON candidates(source_id, id)",
-    outbox.DDL,
 )
 
 
@@ -107,8 +107,6 @@ class VariabilityActor(Actor):
         self.catalogue = _Catalogue(self.settings.catalogue_path)
         with contextlib.suppress(CatalogueError):
             self.catalogue.refresh()
-        async with self.lock:
-            await outbox.flush(self.db, self.bus)
         self._sub = await serve(
             self.bus.nc, commands.SET_STATUS, commands.QUEUE, commands.SetCandidateStatus, self.set_status
         )
