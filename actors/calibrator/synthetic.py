@@ -137,6 +137,8 @@ def make_synthetic(
 
     The phase centre is at (LST at mid-time, dec0); `sources` carry apparent fluxes (no primary beam
     is applied here). `sigma` is the noise std of each real and imaginary part per visibility.
+    WEIGHT counts samples (1), as in a converted MS; the SEFD that gives `sigma` is
+    `sefd_for(sigma, chan_width, integration)` (what an imager needs for its thermal expectation).
     """
     pos = dsa_like_layout() if enu is None else np.asarray(enu, float)
     nant = pos.shape[0]
@@ -169,7 +171,7 @@ def make_synthetic(
     data = VisData(
         vis=vis.astype(np.complex64),
         flags=np.zeros(vis.shape, bool),
-        weight=np.full((ntime, ant1.size, npol), 1.0 / (2 * sigma**2), np.float32),
+        weight=np.ones((ntime, ant1.size, npol), np.float32),
         uvw=uvw,
         ant1=ant1,
         ant2=ant2,
@@ -201,6 +203,11 @@ def transit_phase_centre(mjd0: float = 60600.25, dec0_deg: float = 33.0) -> tupl
     from actors.calibrator.model import local_sidereal_time
 
     return float(local_sidereal_time(mjd0)[0]), float(np.deg2rad(dec0_deg))
+
+
+def sefd_for(sigma: float, chan_width_hz: float, integration_s: float) -> float:
+    """The SEFD (Jy) whose radiometer noise per real/imag part of one visibility is `sigma`."""
+    return float(sigma * np.sqrt(2.0 * chan_width_hz * integration_s))
 
 
 def thermal_sigma(sefd_jy: float, chan_width_hz: float, integration_s: float) -> float:

@@ -24,6 +24,7 @@ radians); the model components are convolved with that Gaussian (peak 1) and add
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numba
@@ -67,6 +68,7 @@ class CleanResult:
     threshold: float
     noise: float  # robust noise of the final residual, Jy/beam
     sum_weights: float
+    converged: bool = False  # the residual's peak reached the threshold (not stopped by niter/max_major)
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -127,17 +129,29 @@ def fit_beam(psf: npt.NDArray[np.floating], cell_rad: float, level: float = 0.35
     return Beam(smaj * FWHM_PER_SIGMA * cell_rad, smin * FWHM_PER_SIGMA * cell_rad, pa)
 
 
-def gaussian_kernel(beam: Beam, cell_rad: float, nsig: float = 5.0) -> npt.NDArray[np.float32]:
-    """The restoring beam sampled on the pixel grid [y, x], peak 1, odd size, centred."""
+def beam_gaussian(
+    dx: npt.NDArray[np.floating], dy: npt.NDArray[np.floating], beam: Beam, cell_rad: float
+) -> npt.NDArray[np.float64]:
+    """The restoring beam (peak 1) at pixel offsets (dx, dy) from its centre; x grows west."""
     smaj = beam.bmaj / FWHM_PER_SIGMA / cell_rad
     smin = beam.bmin / FWHM_PER_SIGMA / cell_rad
-    r = int(np.ceil(nsig * smaj)) + 1
-    y, x = np.mgrid[-r : r + 1, -r : r + 1].astype(float)
-    lx, my = -x, y
+    lx, my = -np.asarray(dx, float), np.asarray(dy, float)
     s, co = np.sin(beam.bpa), np.cos(beam.bpa)
     a = lx * s + my * co  # along the major axis
     b = lx * co - my * s  # along the minor axis
-    return np.exp(-0.5 * ((a / smaj) ** 2 + (b / smin) ** 2)).astype(np.float32)
+    return np.exp(-0.5 * ((a / smaj) ** 2 + (b / smin) ** 2))
+
+
+def kernel_radius(beam: Beam, cell_rad: float, nsig: float = 5.0) -> int:
+    """Half-size in pixels of the restoring kernel: `nsig` sigma of the major axis."""
+    return int(np.ceil(nsig * beam.bmaj / FWHM_PER_SIGMA / cell_rad)) + 1
+
+
+def gaussian_kernel(beam: Beam, cell_rad: float, nsig: float = 5.0) -> npt.NDArray[np.float32]:
+    """The restoring beam sampled on the pixel grid [y, x], peak 1, odd size, centred."""
+    r = kernel_radius(beam, cell_rad, nsig)
+    y, x = np.mgrid[-r : r + 1, -r : r + 1].astype(float)
+    return beam_gaussian(x, y, beam, cell_rad).astype(np.float32)
 
 
 @numba.njit(cache=True)
@@ -252,17 +266,27 @@ def cotton_schwab(
     nthreads: int = 2,
     do_wgridding: bool = True,
     dirty: npt.NDArray[np.float32] | None = None,
+    known_vis: npt.NDArray[np.complex64] | None = None,
+    refine: Callable[[npt.NDArray[np.complex64]], npt.NDArray[np.complex64] | None] | None = None,
 ) -> CleanResult:
     """Image and CLEAN vis[nrow, nchan] (Stokes I) with imaging weights wgt[nrow, nchan].
 
     `psf_size` (even, default npix) is the size of the PSF used for the beam fit and minor cycles;
     smaller is cheaper and exact residuals still come from the major cycles.
+
+    `known_vis` [nrow, nchan] are the visibilities of sources modelled outside CLEAN (`peel.py`):
+    they are subtracted with the CLEAN model's in every major cycle and are not in the result.
+    `refine(model_vis)`, if given, is called in every major cycle with the whole model's
+    visibilities (CLEAN components + known sources) and may return new data visibilities - self-
+    calibration (`selfcal.py`) - from which that cycle's residual is made.
     """
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     sw = float(np.sum(wgt, dtype=np.float64))
     if dirty is None:
-        dirty = grid_dirty(uvw, freq, vis, wgt, npix, cell_rad, epsilon, nthreads, sw, do_wgridding)
+        first = vis if known_vis is None else vis - known_vis
+        dirty = grid_dirty(uvw, freq, first, wgt, npix, cell_rad, epsilon, nthreads, sw, do_wgridding)
+        del first
     timings["dirty"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     npsf = int(npix if psf_size is None else max(64, min(npix, psf_size)))
@@ -280,13 +304,15 @@ def cotton_schwab(
     ncomp = 0
     nmajor = 0
     thr = threshold_jy
+    converged = False
     t_minor = 0.0
     t_major = 0.0
     for _ in range(max_major + 1):
         noise = robust_std(residual)
         thr = max(threshold_jy, threshold_sigma * noise)
         peak = float(np.max(np.abs(residual)))
-        if peak <= thr or ncomp >= niter or nmajor >= max_major:
+        converged = peak <= thr
+        if converged or ncomp >= niter or nmajor >= max_major:
             break
         t1 = time.perf_counter()
         stop = max(thr, min(cycle_factor * sidelobe, 0.95) * peak)
@@ -306,13 +332,21 @@ def cotton_schwab(
         ncomp += done
         t1 = time.perf_counter()
         mvis = degrid(uvw, freq, model, cell_rad, wgt, epsilon, nthreads, do_wgridding)
+        if known_vis is not None:
+            mvis += known_vis
+        if refine is not None:
+            t2 = time.perf_counter()
+            new = refine(mvis)
+            if new is not None:
+                vis = new
+            timings["refine"] = timings.get("refine", 0.0) + time.perf_counter() - t2
         np.subtract(vis, mvis, out=mvis)
         residual = grid_dirty(uvw, freq, mvis, wgt, npix, cell_rad, epsilon, nthreads, sw, do_wgridding)
         del mvis
         nmajor += 1
         t_major += time.perf_counter() - t1
     timings["minor"] = t_minor
-    timings["major"] = t_major
+    timings["major"] = t_major - timings.get("refine", 0.0)
     t1 = time.perf_counter()
     restored = restore(model, residual, beam, cell_rad)
     noise = robust_std(residual)
@@ -329,5 +363,6 @@ def cotton_schwab(
         threshold=float(thr),
         noise=noise,
         sum_weights=sw,
+        converged=converged,
         timings=timings,
     )

@@ -10,7 +10,7 @@ from astropy.wcs import WCS
 
 from actors.calibrator.apply import NoCalibrationError
 from actors.calibrator.msio import write_ms
-from actors.calibrator.synthetic import dsa_like_layout, make_synthetic, offset_source, transit_phase_centre
+from actors.calibrator.synthetic import dsa_like_layout, make_synthetic, offset_source, sefd_for, transit_phase_centre
 from actors.imager.fitsimage import count_sources_above, find_sources, pixel_to_radec
 from actors.imager.pipeline import ImagingParams, SolveParams, calibrate_and_image, solve_calibration
 
@@ -18,8 +18,9 @@ MJD_CAL = 60600.25
 MJD_TGT = MJD_CAL + 1.0 / 24
 ENU = dsa_like_layout(24, 16, 4, spacing=12.0, seed=7)
 SIGMA = 1.0  # noise per real/imag part per visibility, Jy
+# make_synthetic's default channel width and integration; the SEFD that gives SIGMA
 PARAMS = ImagingParams(imsize=384, cellsize_arcsec=12.0, niter=3000, robust=0.0, threshold_sigma=3.0,
-                       max_major=8, psf_size=384, nthreads=2)
+                       max_major=8, psf_size=384, nthreads=2, sefd_jy=sefd_for(SIGMA, 244140.625 * 12, 12.884902))
 
 
 def _target_sources():
