@@ -8,9 +8,9 @@ ingest stack of ``tests/dsa/ingest_fixtures.py``.
 Two tiles at the declination of 3C286, one instrument (the simulator's gains are a function of
 time, so the two share one drifting instrument): the calibrator group, centred on the transit of
 3C286, and the target group right after it, whose sky is a few injected sources near its phase
-centre (0.03-0.6 Jy within 0.15 deg) and nothing else, so that every source lies inside the small
-test image and CLEAN can take it all. 16 antennas (outriggers included, a ~12" x 100" beam), 8
-channels per subband.
+centre (0.03-0.6 Jy within 0.15 deg, all inside the small test image) and the calibrators in its
+beam - 3C286 itself, 1 deg west and ~9 Jy apparent, outside the image, as in the real sky. 16
+antennas (outriggers included, a ~12" x 100" beam), 8 channels per subband.
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def imaging_sim(tmp_path_factory: pytest.TempPathFactory) -> ImagingSim:
         seed=SEED,
         jitter_s=3,
         catalogue=sky,
-        include_calibrators=False,
+        include_calibrators=True,
         run_check=False,
     ).groups[0]
     return ImagingSim(cal, target, sky)

@@ -7,6 +7,12 @@ and waits (nothing is imaged). Then the calibrator group arrives: its set is sol
 the injected (primary-beam attenuated) fluxes of its bright sources within 5 %, their positions
 within a fifth of the beam, and reaches 1.5x the thermal noise; imaged without calibration it is
 measurably worse.
+
+The target is hard in the way real DSA-110 data are: 3C286 is still in its primary beam (1 deg
+west of the phase centre, ~9 Jy apparent, outside the small image), and the simulated instrument
+has drifted since the set was solved (a 5-minute-old set alone loses ~8 % of the flux to phase
+errors). The imager takes the set's calibrator out with its drift-beam model and self-calibrates
+the phases (both are recorded in the FITS header).
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from actors.imager import work
 from actors.imager.fitsimage import find_sources
 from astro.calibrators import get_calibrator
 from astro.catalogue import flux_at
-from astro.instrument import INTEGRATION_TIME_S, channel_width_hz, thermal_sigma_jy
+from astro.instrument import INTEGRATION_TIME_S, SEFD_JY, channel_width_hz, thermal_sigma_jy
 from schemas.dsa import CalibrationSetSolved, ImageReady, MeasurementSetWritten
 from schemas.ops import AlertRaised
 from tests.conftest import eventually
@@ -128,11 +134,18 @@ async def test_target_waits_for_calibration_then_recovers_the_sky(
     assert math.isclose(hdr["BMAJ"], img.bmaj_deg, rel_tol=1e-12) and img.n_sources_5sigma >= 1 and hdr["CALIB"]
     assert abs(img.mjd - target.mid_mjd) < 1e-4
 
-    # noise within 1.5x the thermal expectation: THNOISE is the noise of the image for unit
-    # variance per real part (the converted MS has WEIGHT 1), the variance is SEFD^2 / (2 dnu tau)
+    # noise within 1.5x the thermal expectation, which the header gives in Jy/beam: the radiometer
+    # noise SEFD / sqrt(2 dnu tau) of each visibility carried through the imaging weights
+    thermal = hdr["THNOISE"]
     sigma_vis = thermal_sigma_jy(channel_width_hz(imaging_fixtures.N_CHANNELS), INTEGRATION_TIME_S)
-    thermal = hdr["THNOISE"] * sigma_vis
+    n_samples = imaging_fixtures.N_ANTS * (imaging_fixtures.N_ANTS - 1) // 2 * 16 * imaging_fixtures.N_CHANNELS * 24 * 2
+    natural = sigma_vis / np.sqrt(n_samples)  # all samples weighted equally; Briggs 0 is noisier
+    assert hdr["SEFD"] == SEFD_JY and natural < thermal < 3 * natural, (thermal, natural)
     assert img.noise_jy < 1.5 * thermal, (img.noise_jy, thermal)
+    # the set's calibrator was taken out (not CLEANed: it lies outside the image), the drift since
+    # the set was measured and removed
+    assert hdr["PEELED"] == "3C286" and hdr["SCSOLINT"] > 0 and hdr["SCEXPL"] > 0.5, hdr
+    assert hdr["CLEANED"] and img.noise_jy * 3 >= hdr["CLEANTHR"] * 0.99  # CLEANed down to 3 sigma
 
     bright = [(ps, a) for ps, a in _injected(imaging_sim, target_ms) if a > 50 * img.noise_jy]
     assert len(bright) >= 3, bright
@@ -140,10 +153,7 @@ async def test_target_waits_for_calibration_then_recovers_the_sky(
     measured = _measure(img.path, img.noise_jy, bright)
     for (ps, apparent), (ratio, offset) in zip(bright, measured, strict=True):
         assert offset < beam / 5, (ps.name, offset, beam)
-        # NOT the issue's 5 %: the simulator's instrument drifts (a 0.2 ns delay sinusoid of 4-10 h
-        # per antenna), so a set solved 5 minutes earlier decorrelates the target by up to ~8 %;
-        # with no time between solving and applying (the calibrator below) the scale is within 5 %
-        assert abs(ratio - 1) < 0.10, (ps.name, apparent, ratio)
+        assert abs(ratio - 1) < 0.05, (ps.name, apparent, ratio)
 
     # the calibrator group, imaged with its own set: its flux scale within 5 %
     cal_ms = solved.path and only([p for p in ready if p != target_ms])
@@ -156,6 +166,8 @@ async def test_target_waits_for_calibration_then_recovers_the_sky(
     apparent = float(np.mean(b * ps.flux(d.freq)[None, :]))
     [(ratio, offset)] = _measure(cal_img.path, cal_img.noise_jy, [(ps, apparent)])
     assert abs(ratio - 1) < 0.05 and offset < beam / 5, (ratio, offset)
+    cal_hdr = fits.getheader(cal_img.path)
+    assert cal_hdr["PEELED"] == "3C286" and cal_img.noise_jy < 1.5 * cal_hdr["THNOISE"]
 
     # -- the same group imaged without calibration is measurably worse
     params = work.default_params(imaging.settings)
