@@ -230,8 +230,8 @@ class Settings:
         metadata=_meta("OBS_IMAGE_CELL_ARCSEC", "--image-cell", "imager: pixel size (arcsec)"),
     )
     image_niter: int = field(
-        default=1000,
-        metadata=_meta("OBS_IMAGE_NITER", "--image-niter", "imager: maximum CLEAN components"),
+        default=20000,
+        metadata=_meta("OBS_IMAGE_NITER", "--image-niter", "imager: most CLEAN minor-cycle iterations"),
     )
     image_robust: float = field(
         default=0.0,

@@ -26,6 +26,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -118,7 +119,8 @@ def generate(ms: Path) -> dict[str, float]:
     vis[17, ~autos, 300:340, :] += 15.0
     data = VisData(
         vis=vis, flags=np.zeros(vis.shape, bool),
-        weight=np.full((ntime, nbl, npol), 1.0 / sigma**2, np.float32),
+        # WEIGHT counts samples, as the converter (pyuvdata's nsample) writes it
+        weight=np.ones((ntime, nbl, npol), np.float32),
         uvw=uvw, ant1=ant1, ant2=ant2, time=t_sec, freq=freq, corr_types=[9, 12], phase_dir=(ra0, dec0),
         antenna_names=names, antenna_positions=enu_to_itrf(enu), interval=INTEGRATION, chan_width=CHAN_WIDTH,
         field_name="drift_dec+33",
@@ -149,7 +151,7 @@ def phase_solve(ms: Path, calsets: Path) -> dict[str, float]:
     return out
 
 
-def phase_image(ms: Path, calsets: Path, fits_path: Path, args: argparse.Namespace) -> dict[str, float]:
+def phase_image(ms: Path, calsets: Path, fits_path: Path, args: argparse.Namespace) -> dict[str, Any]:
     from actors.imager.pipeline import ImagingParams, calibrate_and_image
 
     params = ImagingParams(
@@ -159,7 +161,7 @@ def phase_image(ms: Path, calsets: Path, fits_path: Path, args: argparse.Namespa
     )
     t0 = time.perf_counter()
     res = calibrate_and_image(ms, [calsets], fits_path, params)
-    out = {f"image.{k}": v for k, v in res.timings.items()}
+    out: dict[str, Any] = {f"image.{k}": v for k, v in res.timings.items()}
     out["image.total"] = time.perf_counter() - t0
     out["noise_jy"] = res.noise_jy
     out["expected_noise_jy"] = res.expected_noise_jy
@@ -167,10 +169,15 @@ def phase_image(ms: Path, calsets: Path, fits_path: Path, args: argparse.Namespa
     out["n_components"] = res.n_components
     out["bmaj_arcsec"], out["bmin_arcsec"], out["bpa_deg"] = res.beam
     out["peak_jy"] = res.peak_jy
+    out["converged"] = res.converged
+    out["threshold_jy"] = res.threshold_jy
+    out["selfcal_solint"] = res.selfcal.solint if res.selfcal else 0
+    out["selfcal_rms_phase_deg"] = res.selfcal.rms_phase_deg if res.selfcal else 0.0
+    out["peeled"] = ",".join(f"{k.source.name} {k.apparent_jy:.3f} Jy" for k in res.peeled)
     return out
 
 
-def run_phase(name: str, args: argparse.Namespace) -> dict[str, float]:
+def run_phase(name: str, args: argparse.Namespace) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--phase", name, "--workdir", str(args.workdir), "--chan-avg",
            str(args.chan_avg), "--max-major", str(args.max_major), "--niter", str(args.niter),
            "--epsilon", str(args.epsilon)]
@@ -187,8 +194,8 @@ def main() -> None:
     ap.add_argument("--phase", choices=["generate", "solve", "image"], default=None)
     ap.add_argument("--chan-avg", type=int, default=4)
     ap.add_argument("--max-major", type=int, default=3)
-    ap.add_argument("--niter", type=int, default=2000)
-    ap.add_argument("--epsilon", type=float, default=1e-4)
+    ap.add_argument("--niter", type=int, default=20000)
+    ap.add_argument("--epsilon", type=float, default=1e-3)
     ap.add_argument("--regenerate", action="store_true")
     args = ap.parse_args()
     wd: Path = args.workdir
@@ -235,6 +242,9 @@ def main() -> None:
           f"\n| beam | {image['bmaj_arcsec']:.1f}\" x {image['bmin_arcsec']:.1f}\" PA {image['bpa_deg']:.0f} |"
           f"\n| sources > 5 sigma | {image['n_sources_5sigma']:.0f} |"
           f"\n| CLEAN components | {image['n_components']:.0f} |"
+          f"\n| CLEAN reached 3 sigma | {image['converged']} (threshold {image['threshold_jy'] * 1e3:.3f} mJy/beam) |"
+          f"\n| peeled | {image['peeled']} |"
+          f"\n| self-calibration | solint {image['selfcal_solint']}, rms phase {image['selfcal_rms_phase_deg']:.2f} deg |"
           f"\n| MS -> FITS total (goal <= 60 s) | {image['image.total']:.1f} s |")
 
 
