@@ -79,6 +79,8 @@ class VisData:
     # (-1 where absent) and the cube channel index of each of that spw's channels
     row_maps: list[npt.NDArray[np.int64]] = field(default_factory=list, repr=False)
     chan_maps: list[npt.NDArray[np.int64]] = field(default_factory=list, repr=False)
+    #: how the FLAG column was RFI-flagged (the MS keyword RFI_FLAGGED), "" if it was not
+    rfi_flagged: str = ""
 
     @property
     def ntime(self) -> int:
@@ -143,6 +145,7 @@ def read_ms(path: str | os.PathLike[str], datacolumn: str = "DATA") -> VisData:
         flag_row = t.getcol("FLAG_ROW") if "FLAG_ROW" in t.colnames() else np.zeros(nrow, bool)
         wt_rows = t.getcol("WEIGHT") if "WEIGHT" in t.colnames() else None
         interval = float(np.median(t.getcol("INTERVAL"))) if "INTERVAL" in t.colnames() else 0.0
+        rfi_flagged = str(t.getkeyword(RFI_KEYWORD)) if RFI_KEYWORD in t.keywordnames() else ""
 
         with _subtable(ms, "DATA_DESCRIPTION") as dd:
             dd_spw = dd.getcol("SPECTRAL_WINDOW_ID")
@@ -262,7 +265,37 @@ def read_ms(path: str | os.PathLike[str], datacolumn: str = "DATA") -> VisData:
         chan_width=float(np.median(widths_all)) if widths_all.size else 0.0,
         row_maps=row_maps,
         chan_maps=chan_maps,
+        rfi_flagged=rfi_flagged,
     )
+
+
+RFI_KEYWORD = "RFI_FLAGGED"
+
+
+def write_flags(path: str | os.PathLike[str], data: VisData, flags: npt.NDArray[np.bool_], how: str) -> None:
+    """Write `flags` (shaped like `data.vis`) into the MS's FLAG column and record `how` they were
+    made in the keyword RFI_FLAGGED, so the next reader need not flag the group again.
+
+    The keyword is written after the column: a reader that sees it sees the flags."""
+    ms = os.fspath(path)
+    if flags.shape != data.vis.shape:
+        raise MeasurementSetError(f"flags shape {flags.shape} differs from the MS cube {data.vis.shape}")
+    with ct.table(ms, readonly=False, ack=False) as t:
+        if RFI_KEYWORD in t.keywordnames():
+            t.removekeyword(RFI_KEYWORD)
+        for rmap, cmap in zip(data.row_maps, data.chan_maps, strict=True):
+            sel = rmap >= 0
+            rows = rmap[sel]
+            order = np.argsort(rows)
+            rows = rows[order]
+            fblock = flags[sel][order][:, cmap, :]
+            if rows.size and rows[-1] - rows[0] + 1 == rows.size:
+                t.putcol("FLAG", np.ascontiguousarray(fblock), int(rows[0]), int(rows.size))
+            else:
+                for k, r in enumerate(rows):
+                    t.putcell("FLAG", int(r), fblock[k])
+        t.putkeyword(RFI_KEYWORD, how)
+    data.rfi_flagged = how
 
 
 def write_column(

@@ -33,7 +33,7 @@ from actors.calibrator.model import (
     itrf_to_geodetic,
     source_model_vis,
 )
-from actors.calibrator.msio import CORR_NAMES, SECONDS_PER_DAY, VisData, read_ms
+from actors.calibrator.msio import CORR_NAMES, SECONDS_PER_DAY, VisData, read_ms, write_flags
 from actors.calibrator.stefcal import choose_refant, solve_bandpass, solve_gains
 from actors.imager import peel
 from actors.imager.clean import cotton_schwab
@@ -170,8 +170,14 @@ def solve_calibration(
     t0 = time.perf_counter()
     d = data if data is not None else read_ms(ms_path, p.datacolumn)
     t0 = _timed(timings, "read", t0)
-    flags = flag_rfi(d.vis, d.flags, d.ant1, d.ant2, p.flag_threshold) if p.flag else d.flags
-    t0 = _timed(timings, "flag", t0)
+    flags = d.flags
+    if p.flag and not d.rfi_flagged:
+        flags = flag_rfi(d.vis, d.flags, d.ant1, d.ant2, p.flag_threshold)
+        t0 = _timed(timings, "flag", t0)
+        if data is None:
+            # flag once per group: the imager of this group reads these flags instead of flagging again
+            write_flags(ms_path, d, flags, f"SumThreshold chi1={p.flag_threshold:g}")
+            t0 = _timed(timings, "write_flags", t0)
     beam = None
     if p.beam != "none":
         _, lon, _ = itrf_to_geodetic(d.antenna_positions)
@@ -297,7 +303,7 @@ def calibrate_and_image(
     t0 = _timed(timings, "select", t0)
     d = data if data is not None else read_ms(ms, p.datacolumn)
     t0 = _timed(timings, "read", t0)
-    if p.flag:
+    if p.flag and not d.rfi_flagged:  # a calibrator group's solve has flagged it already
         d.flags = flag_rfi(d.vis, d.flags, d.ant1, d.ant2, p.flag_threshold)
     t0 = _timed(timings, "flag", t0)
     if apply_calibration:

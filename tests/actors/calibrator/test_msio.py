@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from actors.calibrator.msio import MeasurementSetError, read_ms, write_column, write_ms
+from actors.calibrator.msio import MeasurementSetError, read_ms, write_column, write_flags, write_ms
 from actors.calibrator.synthetic import make_synthetic, offset_source, transit_phase_centre
 
 
@@ -32,6 +32,21 @@ def test_write_read_roundtrip(tmp_path):
     write_column(tmp_path / "a.ms", r, corrected)
     c = read_ms(tmp_path / "a.ms", datacolumn="CORRECTED_DATA")
     np.testing.assert_allclose(c.vis, corrected)
+
+
+def test_rfi_flags_written_once_are_read_back(tmp_path):
+    ra0, dec0 = transit_phase_centre()
+    d, _ = make_synthetic([offset_source("s", ra0, dec0, 100, 50, 2.0)], nchan=6, ntime=3)
+    write_ms(tmp_path / "f.ms", d)
+    r = read_ms(tmp_path / "f.ms")
+    assert r.rfi_flagged == ""
+    flags = np.random.default_rng(1).random(r.vis.shape) < 0.1
+    write_flags(tmp_path / "f.ms", r, flags, "SumThreshold chi1=7")
+    again = read_ms(tmp_path / "f.ms")
+    assert again.rfi_flagged == "SumThreshold chi1=7"
+    np.testing.assert_array_equal(again.flags, flags)
+    with pytest.raises(MeasurementSetError):
+        write_flags(tmp_path / "f.ms", r, flags[:1], "x")
 
 
 def test_unsorted_rows_are_regularised(tmp_path):

@@ -9,7 +9,7 @@ from astropy.io import fits
 from astropy.wcs import WCS
 
 from actors.calibrator.apply import NoCalibrationError
-from actors.calibrator.msio import write_ms
+from actors.calibrator.msio import read_ms, write_ms
 from actors.calibrator.synthetic import dsa_like_layout, make_synthetic, offset_source, sefd_for, transit_phase_centre
 from actors.imager.fitsimage import count_sources_above, find_sources, pixel_to_radec
 from actors.imager.pipeline import ImagingParams, SolveParams, calibrate_and_image, solve_calibration
@@ -68,6 +68,8 @@ def _measure(path, noise):
 
 def test_calibration_set_written(e2e):
     tmp, info, _, _ = e2e
+    # the solve flagged the calibrator group once, for its imager too
+    assert read_ms(tmp / "cal.ms").rfi_flagged.startswith("SumThreshold") and "write_flags" in info.timings
     assert info.num_targets == len(ENU)
     assert info.median_snr > 20
     assert (tmp / "calsets" / info.cal_group_id / "calset.json").is_file()
