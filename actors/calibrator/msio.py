@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -272,6 +273,25 @@ def read_ms(path: str | os.PathLike[str], datacolumn: str = "DATA") -> VisData:
 RFI_KEYWORD = "RFI_FLAGGED"
 
 
+def _row_block(
+    cube: npt.NDArray[Any], rmap: npt.NDArray[np.int64], cmap: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[Any]]:
+    """(MS rows ascending, the cube's cells for them [nrow, nchan_spw, npol]) of one spectral window.
+
+    A converted MS is already in cube order with every cell present: then the block is a view of
+    the cube (copying 0.2-1.4 GB three times took ~2 s at full size)."""
+    flat_rows = rmap.ravel()
+    cells = cube.reshape(flat_rows.size, cube.shape[2], cube.shape[3])
+    in_order = bool(np.all(flat_rows >= 0)) and bool(np.all(np.diff(flat_rows) == 1))
+    identity = cmap.size == cube.shape[2] and bool(np.all(cmap == np.arange(cmap.size)))
+    if in_order and identity:
+        return flat_rows, cells
+    idx = np.nonzero(flat_rows >= 0)[0]
+    idx = idx[np.argsort(flat_rows[idx])]
+    block = cells[idx]
+    return flat_rows[idx], block if identity else block[:, cmap, :]
+
+
 def write_flags(path: str | os.PathLike[str], data: VisData, flags: npt.NDArray[np.bool_], how: str) -> None:
     """Write `flags` (shaped like `data.vis`) into the MS's FLAG column and record `how` they were
     made in the keyword RFI_FLAGGED, so the next reader need not flag the group again.
@@ -284,11 +304,7 @@ def write_flags(path: str | os.PathLike[str], data: VisData, flags: npt.NDArray[
         if RFI_KEYWORD in t.keywordnames():
             t.removekeyword(RFI_KEYWORD)
         for rmap, cmap in zip(data.row_maps, data.chan_maps, strict=True):
-            sel = rmap >= 0
-            rows = rmap[sel]
-            order = np.argsort(rows)
-            rows = rows[order]
-            fblock = flags[sel][order][:, cmap, :]
+            rows, fblock = _row_block(flags, rmap, cmap)
             if rows.size and rows[-1] - rows[0] + 1 == rows.size:
                 t.putcol("FLAG", np.ascontiguousarray(fblock), int(rows[0]), int(rows.size))
             else:
@@ -316,12 +332,8 @@ def write_column(
             desc.pop("comment", None)
             t.addcols(ct.maketabdesc(ct.makecoldesc(column, desc)))
         for rmap, cmap in zip(data.row_maps, data.chan_maps, strict=True):
-            sel = rmap >= 0
-            rows = rmap[sel]
-            order = np.argsort(rows)
-            rows = rows[order]
-            block = cube[sel][order][:, cmap, :]
-            fblock = data.flags[sel][order][:, cmap, :]
+            rows, block = _row_block(cube, rmap, cmap)
+            _, fblock = _row_block(data.flags, rmap, cmap)
             contiguous = rows.size > 0 and rows[-1] - rows[0] + 1 == rows.size
             if contiguous:
                 t.putcol(column, np.ascontiguousarray(block), int(rows[0]), int(rows.size))
