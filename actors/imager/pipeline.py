@@ -43,6 +43,7 @@ from actors.imager.weighting import expected_image_noise, imaging_weights
 from astro.instrument import SEFD_JY, thermal_sigma_jy
 
 ARCSEC = np.pi / (180.0 * 3600.0)
+SIDEREAL_DEG_PER_DAY = 360.98564736629
 
 __all__ = [
     "CalSetInfo",
@@ -325,6 +326,9 @@ def calibrate_and_image(
     t0 = _timed(timings, "peel", t0)
     phase_dir, telescope, field_name = d.phase_dir, d.telescope, d.field_name
     mjd = float(np.mean(d.mjd))
+    # the RA the beam centre drifted through while the data were taken (photometry averages the
+    # primary beam over it): the span of the integrations at the sidereal rate
+    drift_ra = (float(np.ptp(d.mjd)) + d.interval / SECONDS_PER_DAY) * SIDEREAL_DEG_PER_DAY
     bandwidth = float(d.freq.max() - d.freq.min() + (d.chan_width or 0.0))
     freq_c = float(np.mean(d.freq))
     full_freq, ntime = d.freq.copy(), d.ntime
@@ -370,6 +374,7 @@ def calibrate_and_image(
         extra={
             "THNOISE": (enoise, "expected thermal noise, Jy/beam"),
             "SEFD": (p.sefd_jy, "SEFD per antenna for THNOISE, Jy"),
+            "DRIFTRA": (round(drift_ra, 6), "RA the beam centre drifted over the data, deg"),
             "ROBUST": (p.robust if p.robust is not None else 99.0, "Briggs robust, 99 = natural"),
             "NITER": (res.n_components, "CLEAN components"),
             "NMAJOR": (res.n_major, "major cycles"),

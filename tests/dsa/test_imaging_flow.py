@@ -142,6 +142,7 @@ async def test_target_waits_for_calibration_then_recovers_the_sky(
     natural = sigma_vis / np.sqrt(n_samples)  # all samples weighted equally; Briggs 0 is noisier
     assert hdr["SEFD"] == SEFD_JY and natural < thermal < 3 * natural, (thermal, natural)
     assert img.noise_jy < 1.5 * thermal, (img.noise_jy, thermal)
+    assert abs(hdr["DRIFTRA"] - 24 * INTEGRATION_TIME_S / 86400 * 360.9856) < 0.01  # ~1.29 deg
     # the set's calibrator was taken out (not CLEANed: it lies outside the image), the drift since
     # the set was measured and removed
     assert hdr["PEELED"] == "3C286" and hdr["SCSOLINT"] > 0 and hdr["SCEXPL"] > 0.5, hdr
