@@ -90,6 +90,24 @@ class MeasurementSetWritten(Event, frozen=True, tag="dsa.ms.written"):
     #: the calibrator chose for this group; the imager applies exactly these
     calsets: list[str] = []
 
+    def at_stage(
+        self, stage: str, status: str = "ok", *, calsets: list[str] | None = None, producer: str = ""
+    ) -> MeasurementSetWritten:
+        """This MS moved on to `stage`: a new event (its own id and time) for the same group, in the
+        same correlation (the group's id when the first event had none); `calsets` kept unless given."""
+        return MeasurementSetWritten(
+            path=self.path,
+            group_id=self.group_id,
+            mid_mjd=self.mid_mjd,
+            field_name=self.field_name,
+            stage=stage,
+            status=status,
+            has_calibrator=self.has_calibrator,
+            calsets=list(self.calsets) if calsets is None else calsets,
+            producer=producer,
+            correlation_id=self.correlation_id or self.group_id,
+        )
+
 
 class CalibrationSetSolved(Event, frozen=True, tag="dsa.calibration.solved"):
     cal_group_id: str

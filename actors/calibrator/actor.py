@@ -78,7 +78,7 @@ class CalibratorActor(Actor):
             # the MS is gone (or never reached this host's data dir): nothing to calibrate; raising
             # would only retry it into the dead-letter queue, which is where it belongs
             raise FileNotFoundError(f"Measurement Set {event.path} does not exist")
-        rows = await self._rows("SELECT calsets FROM assigned WHERE path = ?", (event.path,))
+        rows = await self.db.execute_fetchall("SELECT calsets FROM assigned WHERE path = ?", (event.path,))
         if rows:  # redelivered after it was assigned: only make sure its events went out
             async with self.lock:
                 await outbox.flush(self.db, self.bus)
@@ -134,7 +134,7 @@ class CalibratorActor(Actor):
             if chosen:
                 await self._put_calibrated(event, chosen)
             else:
-                fresh = not await self._rows("SELECT 1 FROM waiting WHERE path = ?", (event.path,))
+                fresh = not await self.db.execute_fetchall("SELECT 1 FROM waiting WHERE path = ?", (event.path,))
                 await self.db.execute(
                     "INSERT OR IGNORE INTO waiting VALUES (?,?,?,?, datetime('now'))",
                     (event.path, event.group_id, event.mid_mjd, encode(event)),
@@ -170,26 +170,12 @@ class CalibratorActor(Actor):
             "INSERT OR REPLACE INTO assigned VALUES (?,?,?)", (event.path, event.group_id, json.dumps(chosen))
         )
         await self.db.execute("DELETE FROM waiting WHERE path = ?", (event.path,))
-        await outbox.put(
-            self.db,
-            MeasurementSetWritten(
-                path=event.path,
-                group_id=event.group_id,
-                mid_mjd=event.mid_mjd,
-                field_name=event.field_name,
-                stage="calibrated",
-                status="ok",
-                has_calibrator=event.has_calibrator,
-                calsets=chosen,
-                producer=self.role,
-                correlation_id=event.correlation_id or event.group_id,
-            ),
-        )
+        await outbox.put(self.db, event.at_stage("calibrated", calsets=chosen, producer=self.role))
         self.log.info("calibration assigned", group_id=event.group_id, calsets=[os.path.basename(c) for c in chosen])
 
     async def _release(self) -> None:
         """Give every waiting group that now has a valid set its sets."""
-        waiting = await self._rows("SELECT path, mid_mjd, event FROM waiting ORDER BY mid_mjd")
+        waiting = list(await self.db.execute_fetchall("SELECT path, mid_mjd, event FROM waiting ORDER BY mid_mjd"))
         released = 0
         for path, mjd, raw in waiting:
             chosen = await self._choose(float(mjd))
@@ -198,7 +184,7 @@ class CalibratorActor(Actor):
             event = decode(bytes(raw))
             assert isinstance(event, MeasurementSetWritten)
             async with self.lock:
-                if not await self._rows("SELECT 1 FROM waiting WHERE path = ?", (path,)):
+                if not await self.db.execute_fetchall("SELECT 1 FROM waiting WHERE path = ?", (path,)):
                     continue  # released meanwhile
                 await self._put_calibrated(event, chosen)
                 await self.db.commit()
@@ -215,6 +201,3 @@ class CalibratorActor(Actor):
             except Exception as exc:  # keep sweeping; the next event retries too
                 self.log.warning("sweep failed", error=f"{type(exc).__name__}: {exc}")
 
-    async def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
-        async with self.db.execute(sql, params) as cur:
-            return list(await cur.fetchall())

@@ -92,19 +92,7 @@ class ImagerActor(Actor):
             r = await self.run_cpu(work.image_ms, event.path, list(event.calsets), out, self.defaults)
         except DATA_ERRORS as exc:
             self.log.error("group not imaged", group_id=event.group_id, error=f"{type(exc).__name__}: {exc}")
-            await self.publish(
-                MeasurementSetWritten(
-                    path=event.path,
-                    group_id=event.group_id,
-                    mid_mjd=event.mid_mjd,
-                    field_name=event.field_name,
-                    stage="calibrated",
-                    status="failed",
-                    has_calibrator=event.has_calibrator,
-                    calsets=list(event.calsets),
-                    correlation_id=cid,
-                )
-            )
+            await self.publish(event.at_stage("calibrated", "failed"))
             return
         ready = ImageReady(
             path=r["path"],
@@ -125,19 +113,7 @@ class ImagerActor(Actor):
         # deterministic ids would need the stream's dedup window to outlive a redelivery; the
         # image is deterministic instead, so a repeated ImageReady names the same file
         await self.publish(ready)
-        await self.publish(
-            MeasurementSetWritten(
-                path=event.path,
-                group_id=event.group_id,
-                mid_mjd=event.mid_mjd,
-                field_name=event.field_name,
-                stage="imaged",
-                status="ok",
-                has_calibrator=event.has_calibrator,
-                calsets=list(event.calsets),
-                correlation_id=cid,
-            )
-        )
+        await self.publish(event.at_stage("imaged"))
         self.log.info(
             "image written",
             group_id=event.group_id,
@@ -179,7 +155,7 @@ class ImagerActor(Actor):
         job_id = event.job_id
         params = dict(event.parameters)
         async with self.lock:
-            rows = await self._rows("SELECT status FROM jobs WHERE job_id = ?", (job_id,))
+            rows = list(await self.db.execute_fetchall("SELECT status FROM jobs WHERE job_id = ?", (job_id,)))
             if rows and rows[0][0] in ("completed", "failed"):
                 await outbox.flush(self.db, self.bus)
                 return
@@ -230,9 +206,6 @@ class ImagerActor(Actor):
             await outbox.flush(self.db, self.bus)
         self.log.info("image job finished", job_id=job_id, status=status, error=error, images=len(outputs))
 
-    async def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
-        async with self.db.execute(sql, params) as cur:
-            return list(await cur.fetchall())
 
 
 def _ms_mid_mjd(ms: str) -> float:

@@ -92,9 +92,6 @@ class MosaickerActor(Actor):
         elif isinstance(event, PipelineJobUpdated) and event.job_type == "mosaic" and event.status == "pending":
             await self._run_job(event)
 
-    async def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
-        async with self.db.execute(sql, params) as cur:
-            return list(await cur.fetchall())
 
     def _job_event(self, job_id: str, status: str, created_at: str, params: dict[str, Any], **kw: Any) -> Event:
         return pipeline_jobs.job_event(self.role, "mosaic", job_id, status, created_at, params, **kw)
@@ -109,7 +106,7 @@ class MosaickerActor(Actor):
             )
             free = [
                 _Img(r[0], r[1], r[2], r[3])
-                for r in await self._rows(
+                for r in await self.db.execute_fetchall(
                     "SELECT path, mjd, dec_deg, noise_jy FROM images WHERE hourly_job IS NULL ORDER BY mjd"
                 )
             ]
@@ -167,7 +164,7 @@ class MosaickerActor(Actor):
         job_id = event.job_id
         params = dict(event.parameters)
         async with self.lock:
-            rows = await self._rows("SELECT status FROM jobs WHERE job_id = ?", (job_id,))
+            rows = list(await self.db.execute_fetchall("SELECT status FROM jobs WHERE job_id = ?", (job_id,)))
             if rows and rows[0][0] in ("completed", "failed"):
                 return
             if not rows:  # a job another client published straight to the stream
@@ -219,7 +216,7 @@ class MosaickerActor(Actor):
         if params.get("kind") == "hourly":
             paths = [str(p) for p in params.get("images", [])]  # type: ignore[union-attr]
             marks = ",".join("?" * len(paths))
-            rows = await self._rows(
+            rows = await self.db.execute_fetchall(
                 f"SELECT path, mjd, dec_deg, noise_jy FROM images WHERE path IN ({marks}) ORDER BY mjd",  # noqa: S608
                 tuple(paths),
             )
@@ -232,7 +229,7 @@ class MosaickerActor(Actor):
             if params.get("dec_max") is not None:
                 sql += " AND dec_deg <= ?"
                 args.append(float(params["dec_max"]))
-            rows = await self._rows(sql + " ORDER BY mjd", tuple(args))
+            rows = await self.db.execute_fetchall(sql + " ORDER BY mjd", tuple(args))
         return [_Img(r[0], r[1], r[2], r[3]) for r in rows]
 
     async def _finish(
