@@ -18,11 +18,9 @@ is CLEANed as usual.
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -40,18 +38,15 @@ class KnownSource:
     apparent_jy: float
 
 
-def calset_sources(calset_dirs: Sequence[str | os.PathLike[str]]) -> list[PointSource]:
-    """The sky models (``sources`` in ``calset.json``) the calibration sets were solved against.
+def calset_sources(manifests: Sequence[dict[str, Any]]) -> list[PointSource]:
+    """The sky models (``sources`` of each ``calset.json``) the calibration sets were solved against,
+    each source once.
 
     Sets written before the manifest carried the full model (no ``sources``) contribute nothing:
     a flux without its spectrum is not a model to subtract.
     """
     out: dict[str, PointSource] = {}
-    for d in calset_dirs:
-        try:
-            manifest = json.loads((Path(d) / "calset.json").read_text())
-        except (OSError, ValueError):
-            continue
+    for manifest in manifests:
         for s in manifest.get("sources", []):
             ps = PointSource(
                 str(s["name"]), float(s["ra_deg"]), float(s["dec_deg"]), float(s["flux_jy"]),

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -25,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from actors.calibrator.apply import NoCalibrationError, apply_gains, interpolate_calibration, select_calsets
-from actors.calibrator.caltables import mjd_to_iso, write_calset
+from actors.calibrator.caltables import mjd_to_iso, read_manifest, write_calset
 from actors.calibrator.flagging import flag_fraction, flag_rfi
 from actors.calibrator.model import (
     PointSource,
@@ -53,7 +52,6 @@ __all__ = [
     "SolveParams",
     "calibrate_and_image",
     "solve_calibration",
-    "stokes_i",
 ]
 
 
@@ -264,20 +262,6 @@ def solve_calibration(
     )
 
 
-def stokes_i(
-    data: VisData, chan_avg: int = 1
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.complex64], npt.NDArray[np.float32]]:
-    """(uvw [nrow, 3], freq [nchan'], vis [nrow, nchan'], natural weight [nrow, nchan']) of Stokes I.
-
-    Rows are (time, cross-correlation baseline); parallel hands are combined with their weights
-    (I = (XX + YY) / 2 for equal weights, weight w_XX + w_YY = 1 / var(I)); `chan_avg` channels are
-    averaged with weights.  Flagged samples get weight 0.
-    """
-    hands = average_parallel_hands(data, chan_avg)
-    vis, wgt = hands.stokes_i()
-    return hands.uvw, hands.freq, vis, wgt
-
-
 def calibrate_and_image(
     ms_path: str | os.PathLike[str],
     calset_dirs: Sequence[str | os.PathLike[str]] | None,
@@ -297,10 +281,12 @@ def calibrate_and_image(
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     chosen: list[Path] = []
+    manifests: list[dict[str, Any]] = []
     if apply_calibration:
         times = data.time if data is not None else _ms_times(ms)
         mjd_mid = float(np.mean(times)) / SECONDS_PER_DAY
         chosen = select_calsets(calset_dirs or [], mjd_mid, p.max_sep_hours)
+        manifests = [read_manifest(c) for c in chosen]
     t0 = _timed(timings, "select", t0)
     d = data if data is not None else read_ms(ms, p.datacolumn)
     t0 = _timed(timings, "read", t0)
@@ -321,7 +307,7 @@ def calibrate_and_image(
     known_src: list[PointSource] = []
     known_beam = np.zeros((0, d.ntime, d.nchan))
     if apply_calibration and p.peel:
-        known_src, known_beam = peel.select(d, peel.calset_sources(chosen), p.peel_min_jy)
+        known_src, known_beam = peel.select(d, peel.calset_sources(manifests), p.peel_min_jy)
     known_vis = peel.predict(d, known_src, known_beam, p.chan_avg) if known_src else None
     t0 = _timed(timings, "peel", t0)
     phase_dir, telescope, field_name = d.phase_dir, d.telescope, d.field_name
@@ -350,7 +336,7 @@ def calibrate_and_image(
     t0 = _timed(timings, "weights", t0)
     selfcal: list[SelfCalSolution] = []
     # a set solved on this very group has already fitted its phases: there is no drift to remove
-    own = apply_calibration and any(_solved_on(c, mjd) for c in chosen)
+    own = any(float(m.get("obs_mjd_start", np.inf)) <= mjd <= float(m.get("obs_mjd_end", -np.inf)) for m in manifests)
     refine = _self_calibration(hands, p, sigma_vis**2, selfcal) if apply_calibration and p.selfcal and not own else None
     if refine is None:
         del hands
@@ -410,15 +396,6 @@ def calibrate_and_image(
         converged=res.converged,
         threshold_jy=res.threshold,
     )
-
-
-def _solved_on(calset: Path, mjd: float) -> bool:
-    """Was `calset` solved on the observation at `mjd` (its observing span contains it)?"""
-    try:
-        m = json.loads((calset / "calset.json").read_text())
-        return bool(float(m["obs_mjd_start"]) <= mjd <= float(m["obs_mjd_end"]))
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
 
 
 def _self_calibration(
