@@ -54,6 +54,11 @@ def _config(name: str, subject: str, *, seq: int | None, since: datetime | None)
         mem_storage=True,
         num_replicas=1,
     )
+    return _start_at(config, seq=seq, since=since)
+
+
+def _start_at(config: ConsumerConfig, *, seq: int | None, since: datetime | None) -> ConsumerConfig:
+    """Where a replay starts: at a stream sequence, else at a time, else at the beginning."""
     if seq is not None:
         config.deliver_policy, config.opt_start_seq = DeliverPolicy.BY_START_SEQUENCE, max(seq, 1)
     elif since is not None:
@@ -163,13 +168,7 @@ async def _follow_ordered(
     126 ms.) The client library recreates the consumer from the last sequence it delivered, which is
     gap-free while following.
     """
-    config = ConsumerConfig(inactive_threshold=30.0)
-    if seq is not None:
-        config.deliver_policy, config.opt_start_seq = DeliverPolicy.BY_START_SEQUENCE, max(seq, 1)
-    elif since is not None:
-        config.deliver_policy, config.opt_start_time = DeliverPolicy.BY_START_TIME, since
-    else:
-        config.deliver_policy = DeliverPolicy.ALL
+    config = _start_at(ConsumerConfig(inactive_threshold=30.0), seq=seq, since=since)
     # Bounded, and the callback waits: a slow reader holds the subscription back (and the ordered
     # consumer's flow control with it) instead of buffering a whole catch-up in memory.
     queue: asyncio.Queue[Msg] = asyncio.Queue(maxsize=10000)
