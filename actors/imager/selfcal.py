@@ -30,6 +30,7 @@ the fitted phases to 75 deg rms and the noise up 40 %).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numba
 import numpy as np
@@ -98,6 +99,17 @@ class ParallelHands:
     nant: int
     uvw: npt.NDArray[np.float64]
     freq: npt.NDArray[np.float64]
+
+    @cached_property
+    def flags(self) -> npt.NDArray[np.bool_]:
+        """Samples with no weight (all their channels flagged), [ntime, nbl, nchan', 2]."""
+        return self.wgt <= 0
+
+    @cached_property
+    def row_weight(self) -> npt.NDArray[np.float32]:
+        """One weight per (time, baseline, hand) for the solver: the mean over channels (the flags
+        take out the rest)."""
+        return np.ascontiguousarray(self.wgt.mean(axis=2), np.float32)
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -177,11 +189,8 @@ def solve_phases(
     nant = hands.nant
     ones = np.ones((ntime, nant, 2), np.complex128)
     model = np.ascontiguousarray(model_vis.reshape(ntime, nbl, nchan, 1))
-    flags = hands.wgt <= 0
-    # one weight per (time, baseline, hand): the mean over channels (flags take out the rest)
-    weight = np.ascontiguousarray(hands.wgt.mean(axis=2), np.float32)
     tb = max(1, min(int(solint), ntime))
-    red = reduce_cells(hands.vis, flags, model, hands.ant1, hands.ant2, weight, None, tb, None)
+    red = reduce_cells(hands.vis, hands.flags, model, hands.ant1, hands.ant2, hands.row_weight, None, tb, None)
     if refant is None:
         # the antenna with the most model power on its baselines
         power = red.B.sum(axis=(0, 1, 2))
