@@ -40,7 +40,7 @@ from schemas.seti import (
     KeyRevoked,
     UserUpdated,
 )
-from web.storage import MB, ObjectStorage, open_storage
+from storage import MB, ObjectStorage, open_storage
 
 T = TypeVar("T")
 

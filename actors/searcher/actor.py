@@ -55,7 +55,7 @@ from actors.searcher.storage_io import (
 )
 from schemas.base import Event
 from schemas.seti import ExportsWritten, JobCompleted, JobFailed, JobProgressed, JobSubmitted
-from web.storage import ObjectStorage, open_storage
+from storage import ObjectStorage, open_storage
 
 PROGRESS_INTERVAL_S = 0.25
 _ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "observatory/searcher")

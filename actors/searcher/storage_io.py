@@ -22,7 +22,7 @@ from typing import Literal
 
 import msgspec
 
-from web.storage import ObjectStorage
+from storage import ObjectStorage
 
 __all__ = ["InputMissing", "Outcome", "fetch_input", "outcome_key", "read_outcome", "result_prefix", "write_outcome"]
 
@@ -68,7 +68,7 @@ async def fetch_input(storage: ObjectStorage, key: str, scratch: Path) -> AsyncI
     S3 the object is downloaded to ``scratch`` by boto3's managed transfer (ranged GETs streamed to
     disk, never held in memory) and removed at exit.
     """
-    from web.storage.local import LocalStorage
+    from storage.local import LocalStorage
 
     if isinstance(storage, LocalStorage):
         path = storage.path(key)
@@ -76,7 +76,7 @@ async def fetch_input(storage: ObjectStorage, key: str, scratch: Path) -> AsyncI
             raise InputMissing(f"the uploaded file {key!r} is not in storage")
         yield path
         return
-    from web.storage.s3 import S3Storage
+    from storage.s3 import S3Storage
 
     if not isinstance(storage, S3Storage):
         raise TypeError(f"no way to read a file from a {type(storage).__name__}")

@@ -30,7 +30,7 @@ from bus.request import request
 from schemas.base import Event
 from schemas.seti import ExportsWritten, JobCompleted, JobProgressed, JobSubmitted
 from settings import Settings
-from web.storage import ObjectStorage, open_storage
+from storage import ObjectStorage, open_storage
 
 
 @dataclass

@@ -12,9 +12,9 @@ import msgspec
 from openapi_spec_validator import validate
 
 from schemas.seti import ExportsWritten, JobCompleted, JobFailed, JobProgressed, JobSubmitted
+from storage.local import LocalStorage
 from tests.conftest import eventually
 from tests.seti.conftest import CSV, RESULTS, Stack, User, write_exports
-from web.storage.local import LocalStorage
 
 MB = 1024 * 1024
 

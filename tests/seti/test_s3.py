@@ -21,10 +21,10 @@ from actors.quota_keeper.actor import QuotaKeeperActor
 from bus import Bus
 from bus.server import free_port
 from settings import Settings
+from storage import StorageError, open_storage
+from storage.s3 import S3Storage
 from tests.seti.conftest import SearcherStandIn, Stack
 from tests.seti.test_seed_client import run_both
-from web.storage import StorageError, open_storage
-from web.storage.s3 import S3Storage
 
 MB = 1024 * 1024
 BUCKET = "seti-test"

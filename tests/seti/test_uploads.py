@@ -8,9 +8,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import aiohttp
 
+from storage import open_storage
+from storage.local import LocalStorage
 from tests.seti.conftest import Stack, filterbank_bytes
-from web.storage import open_storage
-from web.storage.local import LocalStorage
 
 MB = 1024 * 1024
 

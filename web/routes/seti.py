@@ -26,11 +26,11 @@ from aiohttp import web
 from actors.quota_keeper import commands, keys, tiers
 from bus.request import CommandUnavailable, request
 from schemas.seti import EXPORT_FILES, ReportSubmitted
+from storage import MB, PART_SIZE, SINGLE_PUT_MAX, URL_TTL_S, StorageError, open_storage, parts_for
 from web.auth import Principal, require_key
 from web.errors import ApiError
 from web.projections.seti import month_of
 from web.routing import decode_body, json_response, read_json
-from web.storage import MB, PART_SIZE, SINGLE_PUT_MAX, URL_TTL_S, StorageError, open_storage, parts_for
 
 if TYPE_CHECKING:
     from web.app import Edge
@@ -374,7 +374,7 @@ def register(edge: Edge) -> None:
 
     local = getattr(storage, "receive_put", None)
     if local is not None:
-        from web.storage.local import LocalStorage
+        from storage.local import LocalStorage
 
         assert isinstance(storage, LocalStorage)
         local_storage = storage

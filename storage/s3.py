@@ -21,7 +21,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from web.storage.base import (
+from storage.base import (
     PART_SIZE,
     URL_TTL_S,
     MultipartUpload,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from settings import Settings
-from web.storage.base import (
+from storage.base import (
     MB,
     PART_SIZE,
     SINGLE_PUT_MAX,
@@ -25,11 +25,11 @@ from web.storage.base import (
 def open_storage(settings: Settings, base_url: Callable[[], str] | None = None) -> ObjectStorage:
     """The configured storage. ``base_url`` gives the edge's public URL for local signed URLs."""
     if settings.s3_bucket:
-        from web.storage.s3 import S3Storage
+        from storage.s3 import S3Storage
 
         return S3Storage(settings.s3_bucket, endpoint_url=settings.s3_endpoint, region=settings.s3_region)
-    from web.storage.local import LocalStorage
-    from web.storage.signing import Signer, load_secret
+    from storage.local import LocalStorage
+    from storage.signing import Signer, load_secret
 
     def default_base() -> str:
         return settings.public_url or f"http://{settings.host}:{settings.port}"

@@ -27,7 +27,7 @@ from urllib.parse import quote, urlencode
 
 from aiohttp import web
 
-from web.storage.base import (
+from storage.base import (
     URL_TTL_S,
     MultipartUpload,
     StorageError,
@@ -36,7 +36,7 @@ from web.storage.base import (
     check_parts,
     normalise_etag,
 )
-from web.storage.signing import Signer, expired
+from storage.signing import Signer, expired
 
 CHUNK = 256 * 1024
 
