@@ -132,8 +132,7 @@ async def run_system(
     bus = await Bus.connect(
         url,
         name=f"obs-{'+'.join(roles) or 'edge'}",
-        max_age_days=settings.stream_max_age_days,
-        max_bytes=settings.stream_max_bytes,
+        stream=settings.stream_policy(),
     )
     actors: list[Actor] = []
     edge: Edge | None = None
@@ -187,7 +186,7 @@ async def run_replay(settings: Settings, args: argparse.Namespace) -> int:
     if not url:
         print("no running system found: start it, or pass --nats-url / --data-dir", file=sys.stderr)
         return 2
-    bus = await Bus.connect(url, name="obs-replay")
+    bus = await Bus.connect(url, name="obs-replay", manage_stream=False)  # reading never edits the stream
     out = sys.stdout
     enc = msgspec.json.Encoder()
     try:

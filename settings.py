@@ -16,7 +16,10 @@ import os
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bus.stream import StreamPolicy
 
 
 def _meta(env: str, flag: str, help: str) -> dict[str, Any]:
@@ -42,6 +45,14 @@ class Settings:
     stream_max_bytes: int = field(
         default=-1,
         metadata=_meta("OBS_STREAM_MAX_BYTES", "--stream-max-bytes", "event retention by size (-1: unlimited)"),
+    )
+    stream_replicas: int = field(
+        default=1,
+        metadata=_meta(
+            "OBS_STREAM_REPLICAS",
+            "--stream-replicas",
+            "replicas of the event stream (3 on a 3-node cluster); start-up raises, never lowers",
+        ),
     )
     max_deliveries: int = field(
         default=5,
@@ -288,6 +299,12 @@ class Settings:
     def image_dir(self) -> Path:
         """FITS images and their PNG thumbnails."""
         return self.data_dir / "images"
+
+    def stream_policy(self) -> StreamPolicy:
+        """What these settings ask of the event stream (``bus.stream.reconcile`` only raises)."""
+        from bus.stream import StreamPolicy
+
+        return StreamPolicy(self.stream_max_age_days, self.stream_max_bytes, self.stream_replicas)
 
     def resolved_nats_url(self) -> str:
         """The server to talk to: explicit URL, else the one a running embedded server wrote."""

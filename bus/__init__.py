@@ -12,7 +12,7 @@ from nats.js.api import PubAck
 
 from bus.connection import connect
 from bus.publish import publish, publish_live
-from bus.stream import STREAM, ensure_stream
+from bus.stream import STREAM, StreamPolicy, ensure_stream
 from schemas.base import Event
 
 
@@ -22,10 +22,17 @@ class Bus:
         self.js = js
 
     @classmethod
-    async def connect(cls, url: str, *, name: str = "obs", max_age_days: float = 90.0, max_bytes: int = -1) -> Bus:
+    async def connect(
+        cls, url: str, *, name: str = "obs", stream: StreamPolicy | None = None, manage_stream: bool = True
+    ) -> Bus:
+        """Connect and make sure the event stream is there (``manage_stream=False``: only look).
+
+        ``stream`` is what the settings ask of the stream; None takes the defaults, which only
+        ever raise an existing stream's limits (see ``bus.stream.reconcile``).
+        """
         nc = await connect(url, name=name)
         js = nc.jetstream(timeout=5.0)
-        await ensure_stream(js, max_age_days=max_age_days, max_bytes=max_bytes)
+        await ensure_stream(js, stream or StreamPolicy(), manage=manage_stream)
         return cls(nc, js)
 
     async def publish(self, event: Event) -> PubAck:
@@ -43,4 +50,4 @@ class Bus:
                 await self.nc.close()
 
 
-__all__ = ["STREAM", "Bus"]
+__all__ = ["STREAM", "Bus", "StreamPolicy"]

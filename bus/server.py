@@ -46,10 +46,20 @@ class EmbeddedServer:
     expect it: the tests use this to prove that a broker restart loses nothing.
     """
 
-    def __init__(self, store_dir: Path, *, port: int | None = None, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        store_dir: Path,
+        *,
+        port: int | None = None,
+        host: str = "127.0.0.1",
+        server_name: str = "embedded",
+        extra_config: str = "",
+    ) -> None:
         self.store_dir = Path(store_dir)
         self.host = host
         self.port = port or free_port(host)
+        self.server_name = server_name
+        self.extra_config = extra_config  # e.g. a `cluster { … }` block (see LocalCluster)
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -61,9 +71,10 @@ class EmbeddedServer:
         conf = self.store_dir / "nats-server.conf"
         store = str(self.store_dir.resolve()).replace("\\", "/")
         conf.write_text(
-            f'host: "{self.host}"\nport: {self.port}\nserver_name: "embedded"\n'
+            f'host: "{self.host}"\nport: {self.port}\nserver_name: "{self.server_name}"\n'
             f"max_payload: 8MB\n"
             f'jetstream {{\n  store_dir: "{store}"\n  max_file_store: 64GB\n  max_memory_store: 256MB\n}}\n'
+            f"{self.extra_config}"
         )
         return conf
 
@@ -119,3 +130,48 @@ class EmbeddedServer:
 
     async def astop(self) -> None:
         await asyncio.to_thread(self.stop)
+
+
+class LocalCluster:
+    """Three (or N) nats-server nodes clustered on loopback, each with its own JetStream store.
+
+    What the cluster tests and an operator trying a replicated stream on one machine use: the
+    same binary and configuration shape as ``deploy/``, with routes between free loopback ports.
+    Nodes keep their ports across ``kill``/``start_node``, so clients reconnect to a restarted
+    node where they knew it.
+    """
+
+    def __init__(self, root: Path, size: int = 3, *, host: str = "127.0.0.1") -> None:
+        self.root = Path(root)
+        route_ports = [free_port(host) for _ in range(size)]
+        routes = ", ".join(f'"nats-route://{host}:{p}"' for p in route_ports)
+        self.nodes = [
+            EmbeddedServer(
+                self.root / f"n{i + 1}",
+                host=host,
+                server_name=f"n{i + 1}",
+                extra_config=(
+                    f'cluster {{\n  name: "obs"\n  listen: "{host}:{route_ports[i]}"\n  routes: [{routes}]\n}}\n'
+                ),
+            )
+            for i in range(size)
+        ]
+
+    @property
+    def url(self) -> str:
+        """Every node's client URL, comma-separated, as ``--nats-url`` takes it."""
+        return ",".join(n.url for n in self.nodes)
+
+    def start(self) -> None:
+        for node in self.nodes:
+            node.start()
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+    def kill(self, index: int) -> None:
+        self.nodes[index].kill()
+
+    def start_node(self, index: int) -> None:
+        self.nodes[index].start()
