@@ -59,8 +59,14 @@ class Settings:
         metadata=_meta("OBS_MAX_DELIVERIES", "--max-deliveries", "deliveries of one event before dead-lettering"),
     )
     ack_wait_s: float = field(
-        default=30.0,
-        metadata=_meta("OBS_ACK_WAIT_S", "--ack-wait", "seconds before an un-acked event is redelivered"),
+        # A worker that is alive says so with in_progress every ack_wait/3, however long its job;
+        # so ack_wait only bounds how long a *dead* worker's job waits before another takes it.
+        default=8.0,
+        metadata=_meta(
+            "OBS_ACK_WAIT_S",
+            "--ack-wait",
+            "seconds before a silent worker's event is redelivered (live workers extend it every third)",
+        ),
     )
     heartbeat_s: float = field(
         default=5.0, metadata=_meta("OBS_HEARTBEAT_S", "--heartbeat", "actor heartbeat interval (s)")
