@@ -71,6 +71,28 @@ class Settings:
     heartbeat_s: float = field(
         default=5.0, metadata=_meta("OBS_HEARTBEAT_S", "--heartbeat", "actor heartbeat interval (s)")
     )
+    actor_grace_s: float = field(
+        default=60.0,
+        metadata=_meta(
+            "OBS_ACTOR_GRACE_S",
+            "--actor-grace",
+            "seconds after its last heartbeat that a silent actor instance leaves /api/actors",
+        ),
+    )
+    ready_max_lag: int = field(
+        default=100,
+        metadata=_meta(
+            "OBS_READY_MAX_LAG", "--ready-max-lag", "/ready: most stream events the edge's projection may be behind"
+        ),
+    )
+    ready_roles: str = field(
+        default="all",
+        metadata=_meta(
+            "OBS_READY_ROLES",
+            "--ready-roles",
+            "/ready: roles that must have a live instance (comma-separated; 'all', or '' for none)",
+        ),
+    )
     live_interval_s: float = field(
         default=10.0,
         metadata=_meta("OBS_LIVE_INTERVAL_S", "--live-interval", "longest gap between WebSocket/SSE updates (s)"),
@@ -305,6 +327,14 @@ class Settings:
     def image_dir(self) -> Path:
         """FITS images and their PNG thumbnails."""
         return self.data_dir / "images"
+
+    def ready_roles_list(self) -> list[str]:
+        """The roles ``/ready`` waits for: ``all`` means every role of ``actors.registry``."""
+        if self.ready_roles.strip() == "all":
+            from actors.registry import ROLES
+
+            return sorted(ROLES)
+        return [r.strip() for r in self.ready_roles.split(",") if r.strip()]
 
     def stream_policy(self) -> StreamPolicy:
         """What these settings ask of the event stream (``bus.stream.reconcile`` only raises)."""

@@ -28,6 +28,7 @@ from bus.stream import STREAM
 from schemas.ops import ActorHeartbeat
 from settings import Settings
 from web.errors import error_middleware
+from web.health import HealthChecks
 from web.live import LiveHub
 from web.metrics import system_metrics
 from web.projections.dsa import pipeline_status
@@ -67,6 +68,7 @@ class Edge:
         self.hub = LiveHub()
         self.api = Api("Observatory platform", VERSION)
         self.heartbeats: dict[str, tuple[ActorHeartbeat, float]] = {}
+        self.health = HealthChecks(self)
         self.status_bytes = b"{}"
         self.metrics: dict[str, Any] = {}
         #: live-view snapshots by topic; issues add theirs (ese candidates, jobs, ...)
@@ -205,6 +207,27 @@ class Edge:
         except msgspec.MsgspecError:
             return
         self.heartbeats[hb.instance] = (hb, time.time())
+
+    def actor_heartbeats(self) -> list[tuple[ActorHeartbeat, float]]:
+        """Instances heard from within the grace period; older ones are forgotten.
+
+        An instance silent for 3 heartbeats is shown as not alive (it may be busy or restarting);
+        one silent past ``actor_grace_s`` is gone — a killed process, or one on a host that left —
+        and listing it forever made /api/actors grow with every restart.
+        """
+        cutoff = time.time() - self.settings.actor_grace_s
+        for instance in [i for i, (_, seen) in self.heartbeats.items() if seen < cutoff]:
+            del self.heartbeats[instance]
+        return sorted(self.heartbeats.values(), key=lambda v: (v[0].role, v[0].instance))
+
+    def live_instances(self) -> dict[str, int]:
+        """Live instances by role: heard from within 3 heartbeat intervals."""
+        alive_after = time.time() - 3 * self.settings.heartbeat_s
+        counts: dict[str, int] = {}
+        for hb, seen in self.actor_heartbeats():
+            if seen >= alive_after:
+                counts[hb.role] = counts.get(hb.role, 0) + 1
+        return counts
 
     # -- lifecycle -----------------------------------------------------------------------------
     def build_app(self) -> web.Application:

@@ -11,6 +11,7 @@ import msgspec
 from aiohttp import WSMsgType, web
 
 from web.auth import require_reader
+from web.health import HealthReport, Readiness
 from web.live import Client, LiveMessage
 from web.routing import json_response
 
@@ -89,9 +90,27 @@ def register(edge: Edge) -> None:
     async def health(request: web.Request) -> web.Response:
         return web.Response(body=health_body, content_type="application/json")
 
-    @api.route("GET", "/api/health", response=Health, summary="Health check", tag="core")
+    @api.route(
+        "GET",
+        "/ready",
+        response=Readiness,
+        responses={503: "Not ready: the body names the failing components"},
+        tag="core",
+        summary="Readiness: NATS, the stream and its replicas, this edge's projection lag, live roles",
+    )
+    async def ready(request: web.Request) -> web.Response:
+        report = await edge.health.readiness()
+        return json_response(report, status=200 if report.status == "ready" else 503)
+
+    @api.route(
+        "GET",
+        "/api/health",
+        response=HealthReport,
+        tag="core",
+        summary="Health with per-component detail (always 200; status healthy / degraded / unhealthy)",
+    )
     async def api_health(request: web.Request) -> web.Response:
-        return web.Response(body=health_body, content_type="application/json")
+        return json_response(await edge.health.health())
 
     @api.route(
         "GET",
@@ -131,7 +150,7 @@ def register(edge: Edge) -> None:
                 failed=hb.failed,
                 in_flight=hb.in_flight,
             )
-            for hb, seen in sorted(edge.heartbeats.values(), key=lambda v: (v[0].role, v[0].instance))
+            for hb, seen in edge.actor_heartbeats()
         ]
         return json_response(ActorsResponse(actors=views))
 
