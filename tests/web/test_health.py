@@ -122,7 +122,7 @@ async def test_ready_sees_a_lost_replica_on_a_cluster(
     setup = await _connect_when_ready(cluster.url, StreamPolicy(replicas=3))
     await setup.close()
     edge = await edge_factory(nats_url=cluster.url, stream_replicas=3, ready_roles="")
-    status, body = await eventually(lambda: _ready_with(edge.url, 200), timeout=20)
+    _status, body = await eventually(lambda: _ready_with(edge.url, 200), timeout=20)
     stream = body["components"]["stream"]["detail"]
     assert stream["replicas"] == 3 and stream["current_replicas"] == 3 and stream["leader"]
 
