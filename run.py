@@ -109,6 +109,7 @@ async def run_system(
     from actors.runtime import Actor, shutdown_pool
     from bus import Bus
     from bus.server import EmbeddedServer
+    from telemetry import MetricsServer
     from web.app import Edge
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -136,7 +137,11 @@ async def run_system(
     )
     actors: list[Actor] = []
     edge: Edge | None = None
+    metrics_server: MetricsServer | None = None
     try:
+        if settings.metrics_port >= 0:  # an actor process alone has no edge to scrape
+            metrics_server = MetricsServer(settings.host, settings.metrics_port)
+            print(f"metrics on {await metrics_server.start()}", file=sys.stderr, flush=True)
         for role in roles:
             actor = registry.load(role)(bus, settings)
             await actor.start()
@@ -152,6 +157,8 @@ async def run_system(
             if edge is not None:
                 await edge.stop()
             await asyncio.gather(*(a.stop(timeout=4.0) for a in actors), return_exceptions=True)
+            if metrics_server is not None:
+                await metrics_server.stop()
             await bus.close()
 
         try:

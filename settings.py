@@ -30,6 +30,14 @@ def _meta(env: str, flag: str, help: str) -> dict[str, Any]:
 class Settings:
     host: str = field(default="127.0.0.1", metadata=_meta("OBS_HOST", "--host", "edge bind address"))
     port: int = field(default=8000, metadata=_meta("OBS_PORT", "--port", "edge HTTP port (0 picks a free one)"))
+    metrics_port: int = field(
+        default=-1,
+        metadata=_meta(
+            "OBS_METRICS_PORT",
+            "--metrics-port",
+            "serve Prometheus /metrics on this port too (-1: off; the edge always serves /metrics)",
+        ),
+    )
     data_dir: Path = field(
         default=Path("./var"),
         metadata=_meta("OBS_DATA_DIR", "--data-dir", "where NATS storage, projections and outputs live"),

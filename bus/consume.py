@@ -42,10 +42,20 @@ from bus.publish import publish
 from bus.stream import STREAM
 from schemas.base import Event, decode
 from schemas.ops import DeadLettered
+from telemetry import (
+    CONSUMER_ACK_PENDING,
+    CONSUMER_PENDING,
+    CONSUMER_REDELIVERED,
+    DEAD_LETTERS,
+    EVENTS_CONSUMED,
+    HANDLER_SECONDS,
+    REDELIVERIES,
+)
 
 log = logs.get("bus.consume")
 
 Handler = Callable[[Event, Msg], Awaitable[None]]
+LAG_INTERVAL_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -100,6 +110,7 @@ class Consumer:
         self._stopping = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
+        self._lag_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self._with_retry(lambda: ensure_consumer(self.js, self.spec))
@@ -107,6 +118,18 @@ class Consumer:
         assert isinstance(sub, JetStreamContext.PullSubscription)
         self._sub = sub
         self._loop_task = asyncio.create_task(self._loop(), name=f"consumer:{self.spec.name}")
+        self._lag_task = asyncio.create_task(self._watch_lag(), name=f"consumer-lag:{self.spec.name}")
+
+    async def _watch_lag(self, interval_s: float = LAG_INTERVAL_S) -> None:
+        """Keep the lag gauges current: one consumer_info per consumer per interval."""
+        name = self.spec.name
+        while not self._stopping.is_set():
+            with contextlib.suppress(Exception):  # a broker restart: the next round tries again
+                info = await self.js.consumer_info(STREAM, name)
+                CONSUMER_PENDING.labels(name).set(info.num_pending or 0)
+                CONSUMER_ACK_PENDING.labels(name).set(info.num_ack_pending or 0)
+                CONSUMER_REDELIVERED.labels(name).set(info.num_redelivered or 0)
+            await asyncio.sleep(interval_s)
 
     async def _with_retry(self, fn: Callable[[], Awaitable[object]]) -> object:  # type: ignore[return]
         delay = 0.1
@@ -165,6 +188,8 @@ class Consumer:
             event_id=event.id, correlation_id=event.correlation_id, event_type=event.type, consumer=self.spec.name
         )
         with bound:
+            if delivery > 1:
+                REDELIVERIES.labels(self.spec.name).inc()
             if delivery > self.spec.max_deliveries:
                 await self._dead_letter(
                     msg,
@@ -176,9 +201,13 @@ class Consumer:
                 return
             self.stats.in_flight += 1
             keep_alive = asyncio.create_task(self._keep_alive(msg))
+            started = time.perf_counter()
+            outcome = "failed"
             try:
                 await self.handler(event, msg)
+                outcome = "handled"
             except asyncio.CancelledError:
+                outcome = "cancelled"
                 raise
             except Exception as exc:
                 self.stats.failed += 1
@@ -199,9 +228,12 @@ class Consumer:
             finally:
                 keep_alive.cancel()
                 self.stats.in_flight -= 1
+                HANDLER_SECONDS.labels(self.spec.name, event.type).observe(time.perf_counter() - started)
+                EVENTS_CONSUMED.labels(self.spec.name, event.type, outcome).inc()
 
     async def _dead_letter(self, msg: Msg, delivery: int, seq: int, reason: str, correlation_id: str) -> None:
         self.stats.dead_lettered += 1
+        DEAD_LETTERS.labels(self.spec.name).inc()
         try:
             payload, encoding = msg.data.decode("utf-8"), "utf-8"
         except UnicodeDecodeError:
@@ -227,6 +259,10 @@ class Consumer:
     async def stop(self, timeout: float = 5.0) -> None:
         """Stop fetching, let in-flight handlers finish (up to ``timeout``), then leave."""
         self._stopping.set()
+        if self._lag_task is not None:
+            self._lag_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._lag_task
         if self._loop_task is not None:
             self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -18,6 +18,7 @@ from nats.js.api import PubAck
 
 import logs
 from schemas.base import Event, encode
+from telemetry import EVENTS_PUBLISHED
 
 log = logs.get("bus.publish")
 
@@ -39,7 +40,9 @@ async def publish(js: JetStreamContext, event: Event, *, deadline_s: float = 60.
     delay = 0.05
     while True:
         try:
-            return await js.publish(event.subject(), data, headers=headers, timeout=2.0)
+            ack = await js.publish(event.subject(), data, headers=headers, timeout=2.0)
+            EVENTS_PUBLISHED.labels(event.subject()).inc()
+            return ack
         except _RETRYABLE as exc:
             if time.monotonic() > until:
                 raise

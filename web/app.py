@@ -22,6 +22,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 import logs
+import telemetry
 from bus import Bus
 from bus.replay import StoredMessage, replay
 from bus.stream import STREAM
@@ -69,6 +70,10 @@ class Edge:
         self.api = Api("Observatory platform", VERSION)
         self.heartbeats: dict[str, tuple[ActorHeartbeat, float]] = {}
         self.health = HealthChecks(self)
+        for kind in ("ws", "sse"):
+            telemetry.LIVE_CLIENTS.labels(kind).set_function(
+                lambda kind=kind: sum(1 for c in self.hub.clients if c.kind == kind)  # type: ignore[misc]
+            )
         self.status_bytes = b"{}"
         self.metrics: dict[str, Any] = {}
         #: live-view snapshots by topic; issues add theirs (ese candidates, jobs, ...)
@@ -181,9 +186,20 @@ class Edge:
 
     async def _metrics_loop(self) -> None:
         while True:
+            with contextlib.suppress(Exception):  # a metric is never worth stopping the live view
+                await self._refresh_gauges()
             self.metrics = await asyncio.to_thread(system_metrics, self.settings.data_dir)
             self.hub.broadcast("metrics_update", self.metrics)
             await asyncio.sleep(self.settings.live_interval_s)
+
+    async def _refresh_gauges(self) -> None:
+        """Prometheus gauges read from the projection (jobs and groups by state, lag)."""
+        for state, n in await self.store.fetchall("SELECT status, COUNT(*) FROM seti_jobs GROUP BY status"):
+            telemetry.SETI_JOBS.labels(state).set(n)
+        for state, n in await self.store.fetchall("SELECT state, COUNT(*) FROM groups GROUP BY state"):
+            telemetry.DSA_GROUPS.labels(state).set(n)
+        info = await asyncio.wait_for(self.bus.js.stream_info(STREAM), 2.0)
+        telemetry.PROJECTION_LAG.set(max(0, int(info.state.last_seq) - self.store.last_seq))
 
     async def _live_heartbeat(self) -> None:
         while True:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from aiohttp import WSMsgType, web
 
+import telemetry
 from web.auth import require_reader
 from web.health import HealthReport, Readiness
 from web.live import Client, LiveMessage
@@ -153,6 +154,15 @@ def register(edge: Edge) -> None:
             for hb, seen in edge.actor_heartbeats()
         ]
         return json_response(ActorsResponse(actors=views))
+
+    @api.route(
+        "GET",
+        "/metrics",
+        tag="core",
+        summary="Prometheus metrics (text format): events, handler durations, consumer lag, jobs, clients, process",
+    )
+    async def metrics_text(request: web.Request) -> web.Response:
+        return await telemetry.metrics_handler(request)
 
     @api.route("GET", "/api/openapi.json", tag="core", summary="This API as OpenAPI 3.1")
     async def openapi(request: web.Request) -> web.Response:
