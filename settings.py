@@ -148,9 +148,7 @@ class Settings:
     )
     group_timeout_s: float = field(
         default=900.0,
-        metadata=_meta(
-            "OBS_GROUP_TIMEOUT_S", "--group-timeout", "watcher: how long a group may collect subbands (s)"
-        ),
+        metadata=_meta("OBS_GROUP_TIMEOUT_S", "--group-timeout", "watcher: how long a group may collect subbands (s)"),
     )
     group_timeout_policy: str = field(
         default="fail",
@@ -282,7 +280,9 @@ class Settings:
     )
     image_robust: float = field(
         default=0.0,
-        metadata=_meta("OBS_IMAGE_ROBUST", "--image-robust", "imager: Briggs robust parameter (-2 uniform .. 2 natural)"),
+        metadata=_meta(
+            "OBS_IMAGE_ROBUST", "--image-robust", "imager: Briggs robust parameter (-2 uniform .. 2 natural)"
+        ),
     )
     image_max_major: int = field(
         default=3,

@@ -35,8 +35,9 @@ class Bus:
         await ensure_stream(js, stream or StreamPolicy(), manage=manage_stream)
         return cls(nc, js)
 
-    async def publish(self, event: Event) -> PubAck:
-        return await publish(self.js, event)
+    async def publish(self, event: Event, *, deadline_s: float = 60.0) -> PubAck:
+        """Store ``event``, retrying until acknowledged or ``deadline_s`` has passed."""
+        return await publish(self.js, event, deadline_s=deadline_s)
 
     async def publish_live(self, event: Event) -> None:
         await publish_live(self.nc, event)

@@ -97,7 +97,9 @@ def reconcile(current: StreamConfig, wanted: StreamConfig) -> Reconciliation:
         new.max_age = wanted.max_age
         changes.append(f"max_age {current.max_age} -> {wanted.max_age} s")
     elif want_age < cur_age:
-        drift.append(f"max_age: the stream keeps {current.max_age or 'forever'} s, the settings ask {wanted.max_age} s; kept")
+        drift.append(
+            f"max_age: the stream keeps {current.max_age or 'forever'} s, the settings ask {wanted.max_age} s; kept"
+        )
 
     cur_bytes, want_bytes = _unlimited_if_none(current.max_bytes), _unlimited_if_none(wanted.max_bytes)
     if want_bytes > cur_bytes:

@@ -118,7 +118,9 @@ async def test_actor_process_serves_metrics_on_its_own_port(settings: Settings, 
 
         samples = await eventually(scraped, timeout=60, interval=0.5)
         assert value(samples, "process_resident_memory_bytes") > 10e6
-        assert any(dict(ls).get("consumer", "").startswith("alerter") for n, ls in samples if n == "obs_consumer_pending")
+        assert any(
+            dict(ls).get("consumer", "").startswith("alerter") for n, ls in samples if n == "obs_consumer_pending"
+        )
     finally:
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 15) == 0
@@ -138,6 +140,8 @@ def test_grafana_dashboard_queries_only_metrics_we_export() -> None:
     dashboard = json.loads((ROOT / "deploy" / "grafana" / "observatory.json").read_text())
     exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
     assert len(exprs) >= 12
-    used = {re.sub(r"_(total|bucket|count|sum)$", "", m) for e in exprs for m in re.findall(r"\b(?:obs|process)_\w+", e)}
+    used = {
+        re.sub(r"_(total|bucket|count|sum)$", "", m) for e in exprs for m in re.findall(r"\b(?:obs|process)_\w+", e)
+    }
     assert used <= ours, used - ours
     assert {"obs_consumer_pending", "obs_handler_duration_seconds", "obs_seti_jobs", "obs_live_clients"} <= used

@@ -88,13 +88,18 @@ class QuotaKeeperActor(Actor):
                 await sub.unsubscribe()
         await self.ledger.close()
 
-    async def _publish(self, event: Event) -> int:
+    async def _publish(self, event: Event, deadline_s: float = 60.0) -> int:
         event = msgspec.structs.replace(event, producer=self.role)
-        ack = await self.bus.publish(event)
+        ack = await self.bus.publish(event, deadline_s=deadline_s)
         return int(ack.seq)
 
     # -- commands ----------------------------------------------------------------------------
     async def admit(self, cmd: commands.Admit) -> dict[str, Any]:
+        now = int(time.time())
+        earlier = await self.ledger.admitted(cmd.user_id, cmd.request_id, now - cmd.request_window_s)
+        if earlier is not None:  # a retry: the same job, not charged again
+            self.log.info("admission replayed", job_id=earlier, user_id=cmd.user_id)
+            return {"job_id": earlier, "replayed": True}
         user = await self.ledger.user(cmd.user_id)
         if user is None:
             raise CommandError(403, "unknown user", "FORBIDDEN")
@@ -108,9 +113,20 @@ class QuotaKeeperActor(Actor):
                 f"file is {size / MB:.1f} MB; the {tier.name} tier allows {tier.max_file_mb} MB per file",
                 "FILE_TOO_LARGE",
             )
+        if cmd.deadline and time.time() > cmd.deadline:
+            # the edge has answered 503 already: admitting now would charge a job the client
+            # was told did not start, and will start again
+            raise CommandError(503, "admission came too late; nothing was started", "ADMISSION_EXPIRED")
         job_id = str(uuid.uuid4())
-        now = int(time.time())
-        await self.ledger.admit(cmd.user_id, job_id, cmd.file_key, now, tier.files_per_month, tiers.MAX_RUNNING_JOBS)
+        await self.ledger.admit(
+            cmd.user_id,
+            job_id,
+            cmd.file_key,
+            now,
+            tier.files_per_month,
+            tiers.MAX_RUNNING_JOBS,
+            request_id=cmd.request_id,
+        )
         event = JobSubmitted(
             job_id=job_id,
             user_id=cmd.user_id,
@@ -124,7 +140,9 @@ class QuotaKeeperActor(Actor):
             correlation_id=job_id,
         )
         try:
-            seq = await self._publish(event)
+            # within the caller's deadline: a job stored after the edge gave up would run, and be
+            # charged, for a client that was told to try again
+            seq = await self._publish(event, max(0.5, cmd.deadline - time.time()) if cmd.deadline else 60.0)
         except Exception as exc:
             await self.ledger.unadmit(job_id)
             self.log.error("job submission failed; admission undone", job_id=job_id, error=repr(exc))

@@ -22,6 +22,14 @@ class Admit(msgspec.Struct, kw_only=True):
     source_name: str
     max_drift: float = 4.0
     min_snr: float = 10.0
+    #: the client's Idempotency-Key: the same id from the same user inside the window answers
+    #: with the job it already made, uncharged ("" : no id, every request is a new job)
+    request_id: str = ""
+    #: seconds the id is remembered
+    request_window_s: int = 86400
+    #: epoch seconds after which the caller has given up: the keeper admits nothing past it, so a
+    #: request answered 503 ("try again") cannot still create and charge a job later
+    deadline: float = 0.0
 
 
 class CreateKey(msgspec.Struct, kw_only=True):

@@ -37,6 +37,9 @@ SCHEMA = (
         state TEXT NOT NULL, finished_at INTEGER, pruned INTEGER NOT NULL DEFAULT 0,
         exports TEXT NOT NULL DEFAULT '{}', exports_removed INTEGER NOT NULL DEFAULT 0)""",
     "CREATE INDEX IF NOT EXISTS jobs_user ON jobs(user_id, state)",
+    """CREATE TABLE IF NOT EXISTS admissions (
+        user_id TEXT NOT NULL, request_id TEXT NOT NULL, job_id TEXT NOT NULL, created_at INTEGER NOT NULL,
+        PRIMARY KEY (user_id, request_id))""",
 )
 
 
@@ -164,10 +167,32 @@ class Ledger:
             await db.execute("UPDATE keys SET revoked_at=? WHERE key_id=? AND revoked_at IS NULL", (now, key_id))
 
     # -- admission and jobs ------------------------------------------------------------------
+    async def admitted(self, user_id: str, request_id: str, since: int) -> str | None:
+        """The job an earlier admission of this request made, if it was made after ``since``."""
+        if not request_id:
+            return None
+        async with self.db.execute(
+            "SELECT job_id FROM admissions WHERE user_id=? AND request_id=? AND created_at>=?",
+            (user_id, request_id, since),
+        ) as cur:
+            row = await cur.fetchone()
+        return str(row[0]) if row else None
+
     async def admit(
-        self, user_id: str, job_id: str, file_key: str, now: int, files_per_month: int, max_running: int
+        self,
+        user_id: str,
+        job_id: str,
+        file_key: str,
+        now: int,
+        files_per_month: int,
+        max_running: int,
+        request_id: str = "",
     ) -> int:
-        """Count and record one job, or raise 429. Returns the month's count including it."""
+        """Count and record one job, or raise 429. Returns the month's count including it.
+
+        With a ``request_id`` the admission is remembered (one row per user and id, replaced when
+        an old one is reused after its window), so a retried request finds its job in ``admitted``.
+        """
         month = month_of(now)
         async with self._tx() as db:
             async with db.execute("SELECT count FROM usage WHERE user_id=? AND month=?", (user_id, month)) as cur:
@@ -191,6 +216,10 @@ class Ledger:
                 "INSERT INTO usage VALUES (?,?,1) ON CONFLICT(user_id, month) DO UPDATE SET count=count+1",
                 (user_id, month),
             )
+            if request_id:
+                await db.execute(
+                    "INSERT OR REPLACE INTO admissions VALUES (?,?,?,?)", (user_id, request_id, job_id, now)
+                )
         return used + 1
 
     async def unadmit(self, job_id: str) -> None:
@@ -201,6 +230,7 @@ class Ledger:
             if row is None:
                 return
             await db.execute("DELETE FROM jobs WHERE job_id=?", (job_id,))
+            await db.execute("DELETE FROM admissions WHERE job_id=?", (job_id,))
             await db.execute(
                 "UPDATE usage SET count=MAX(count-1, 0) WHERE user_id=? AND month=?", (row[0], month_of(row[1]))
             )

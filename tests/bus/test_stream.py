@@ -64,9 +64,7 @@ async def test_operator_retention_is_kept_and_readers_never_edit(nats_server: Em
         await again.close()
 
     # a reader with settings that would raise the age still changes nothing
-    reader = await Bus.connect(
-        nats_server.url, name="r", stream=StreamPolicy(max_age_days=1000), manage_stream=False
-    )
+    reader = await Bus.connect(nats_server.url, name="r", stream=StreamPolicy(max_age_days=1000), manage_stream=False)
     try:
         assert (await reader.js.stream_info(STREAM)).config.max_age == pytest.approx(365 * DAY)
     finally:
@@ -120,7 +118,17 @@ async def test_cluster_stream_stays_r3_across_starts_and_replay(cluster: LocalCl
 
     # `run.py replay`, a read-only command, neither lowers nor edits it
     out = subprocess.run(
-        [sys.executable, "run.py", "replay", "--subject", "dsa.>", "--nats-url", cluster.url, "--data-dir", str(tmp_path / "d")],
+        [
+            sys.executable,
+            "run.py",
+            "replay",
+            "--subject",
+            "dsa.>",
+            "--nats-url",
+            cluster.url,
+            "--data-dir",
+            str(tmp_path / "d"),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -135,7 +143,10 @@ async def test_cluster_stream_stays_r3_across_starts_and_replay(cluster: LocalCl
         # the start that was asked for less said so, in a warning naming the replicas
         lines = [json.loads(x) for x in out.stderr.splitlines() if x.startswith("{")]
         assert not any(x.get("event") == "event stream changed" for x in lines)
-        assert any(x.get("event") == "event stream differs from the settings" and "replicas" in x.get("drift", "") for x in lines), out.stderr
+        assert any(
+            x.get("event") == "event stream differs from the settings" and "replicas" in x.get("drift", "")
+            for x in lines
+        ), out.stderr
     finally:
         await check.close()
 

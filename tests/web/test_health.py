@@ -69,7 +69,9 @@ async def test_ready_reports_projection_lag(
     # hold the projection back: the stream moves on, this edge does not
     async with edge.store.consistent():
         for i in range(20):
-            await bus.publish(AlertRaised(alert_type="system_error", severity="info", message=f"m{i}", dedup_key=f"k{i}"))
+            await bus.publish(
+                AlertRaised(alert_type="system_error", severity="info", message=f"m{i}", dedup_key=f"k{i}")
+            )
         await asyncio.sleep(1.2)  # past the stream-info cache
         status, body = await _get(edge.url + "/ready")
         assert status == 503

@@ -37,6 +37,10 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 TAG = "seti"
+COMMAND_TIMEOUT_S = 10.0
+ADMIT_MARGIN_S = 1.0  # the keeper's deadline is this much before ours: a reply in flight still lands
+IDEMPOTENCY_WINDOW_S = 86400  # a client's own Idempotency-Key is remembered for a day
+_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
 ALLOWED_SUFFIXES = (".fil", ".h5")
 #: download formats: file name in the response (and the export's name in storage)
 FORMATS = EXPORT_FILES
@@ -93,6 +97,26 @@ class AnalyzeRequest(msgspec.Struct, kw_only=True):
     source_name: str | None = None
     max_drift: Annotated[float, msgspec.Meta(gt=0, le=50)] = 4.0
     min_snr: Annotated[float, msgspec.Meta(gt=0)] = 10.0
+
+
+def admission_request_id(header: str | None) -> str:
+    """The id that makes a retried /analyze answer with the job it already made, uncharged.
+
+    A client that sends ``Idempotency-Key`` owns its retries (remembered for a day). Without one
+    there is no id, and each request is a new job: the same file analysed twice is a thing
+    researchers do. What keeps a client that retries after a 503 from paying twice is the
+    admission deadline (see ``commands.Admit.deadline``): a 503 means nothing was started.
+    """
+    if header is None:
+        return ""
+    if not _IDEMPOTENCY_KEY.match(header):
+        raise ApiError(
+            400,
+            "Idempotency-Key must be 1 to 200 printable ASCII characters without spaces",
+            "INVALID_IDEMPOTENCY_KEY",
+            {"field": "Idempotency-Key"},
+        )
+    return "key:" + header
 
 
 class AnalyzeResponse(msgspec.Struct, kw_only=True):
@@ -266,11 +290,13 @@ def register(edge: Edge) -> None:
     storage = open_storage(settings, base_url=lambda: settings.public_url or edge.url)
     auth_errors = {403: "Missing, invalid, expired or revoked API key"}
 
-    async def command(verb: str, payload: Any) -> dict[str, Any]:
+    async def command(verb: str, payload: Any, timeout: float = COMMAND_TIMEOUT_S) -> dict[str, Any]:
         try:
-            reply = await request(edge.bus.nc, commands.subject(verb), payload, timeout=10.0)
+            reply = await request(edge.bus.nc, commands.subject(verb), payload, timeout=timeout)
         except CommandUnavailable:
-            raise ApiError(503, "the quota keeper is not answering; try again shortly") from None
+            raise ApiError(
+                503, "the quota keeper did not answer in time; nothing was started or charged: try again shortly"
+            ) from None
         if not reply.ok:
             raise ApiError(reply.status, reply.error, reply.code or None)
         seq = reply.data.get("seq")
@@ -408,13 +434,14 @@ def register(edge: Edge) -> None:
         status=202,
         tag=TAG,
         auth="key",
-        summary="Start the de-Doppler search of an uploaded file; poll the job for status",
+        summary="Start the de-Doppler search of an uploaded file; poll the job for status. With an Idempotency-Key header, a retry answers with the same job, uncharged; a 503 means nothing was started",
         responses={
             400: "Missing file_key or invalid JSON body",
             404: "File not found in storage (upload first)",
             413: "File exceeds tier size limit",
             429: "Monthly job limit reached, or too many concurrent jobs (max 5)",
             500: "Pipeline failed to start",
+            503: "The quota keeper did not answer in time: nothing was started or charged; retry",
             **auth_errors,
         },
     )
@@ -424,6 +451,7 @@ def register(edge: Edge) -> None:
         _own_key(principal, body.file_key)
         filename = (body.filename or "").strip() or body.file_key.rsplit("/", 1)[-1]
         source_name = (body.source_name or "").strip() or filename
+        request_id = admission_request_id(req.headers.get("Idempotency-Key"))
         admitted = await command(
             "admit",
             commands.Admit(
@@ -433,6 +461,10 @@ def register(edge: Edge) -> None:
                 source_name=source_name,
                 max_drift=body.max_drift,
                 min_snr=body.min_snr,
+                request_id=request_id,
+                request_window_s=IDEMPOTENCY_WINDOW_S,
+                # the keeper admits nothing after we stop waiting, so our 503 means "nothing happened"
+                deadline=time.time() + COMMAND_TIMEOUT_S - ADMIT_MARGIN_S,
             ),
         )
         job_id = admitted["job_id"]

@@ -1,0 +1,92 @@
+"""Admission that a retrying client can trust: Idempotency-Key replays, and a 503 that means
+nothing was started or charged (the keeper admits nothing past the edge's deadline)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from actors.quota_keeper import commands
+from bus.replay import replay
+from bus.request import request
+from schemas.base import decode
+from schemas.seti import JobSubmitted
+from tests.seti.conftest import Stack
+
+
+async def _submitted(stack: Stack, user_id: str) -> list[JobSubmitted]:
+    out = []
+    async for stored in replay(stack.bus.js, JobSubmitted.subject()):
+        event = decode(stored.data)
+        if isinstance(event, JobSubmitted) and event.user_id == user_id:
+            out.append(event)
+    return out
+
+
+async def test_idempotency_key_replays_the_same_job_uncharged(stack: Stack) -> None:
+    user = await stack.user()
+    key = await stack.upload(user)
+    headers = {"Idempotency-Key": "run-2026-12-05-001"}
+    first = await stack.call("POST", "/analyze", user, {"file_key": key}, headers=headers)
+    again = await stack.call("POST", "/analyze", user, {"file_key": key}, headers=headers)
+    assert first.status == again.status == 202
+    assert again.body["job_id"] == first.body["job_id"]
+    # a second user's identical key is theirs alone
+    other = await stack.user()
+    other_key = await stack.upload(other)
+    theirs = await stack.call("POST", "/analyze", other, {"file_key": other_key}, headers=headers)
+    assert theirs.status == 202 and theirs.body["job_id"] != first.body["job_id"]
+    # a new key, or none, is a new job
+    fresh = await stack.call("POST", "/analyze", user, {"file_key": key}, headers={"Idempotency-Key": "run-002"})
+    plain = await stack.call("POST", "/analyze", user, {"file_key": key})
+    assert len({first.body["job_id"], fresh.body["job_id"], plain.body["job_id"]}) == 3
+
+    assert await stack.keeper.ledger.used(user.user_id, time.time()) == 3
+    assert len(await _submitted(stack, user.user_id)) == 3
+    usage = await stack.call("GET", "/usage", user)
+    assert usage.body["usage_this_month"] == 3
+
+    bad = await stack.call("POST", "/analyze", user, {"file_key": key}, headers={"Idempotency-Key": "has space"})
+    assert bad.status == 400 and bad.body["code"] == "INVALID_IDEMPOTENCY_KEY"
+    assert bad.body["details"]["field"] == "Idempotency-Key"
+
+
+async def test_an_admission_past_the_callers_deadline_starts_and_charges_nothing(stack: Stack) -> None:
+    """What the edge's 503 promises: the keeper never admits after the edge stopped waiting."""
+    user = await stack.user()
+    key = await stack.upload(user)
+    cmd = commands.Admit(
+        user_id=user.user_id, file_key=key, filename="obs.fil", source_name="obs", deadline=time.time() - 0.1
+    )
+    reply = await request(stack.bus.nc, commands.subject("admit"), cmd)
+    assert not reply.ok and reply.status == 503 and reply.code == "ADMISSION_EXPIRED"
+    assert await stack.keeper.ledger.used(user.user_id, time.time()) == 0
+    assert await _submitted(stack, user.user_id) == []
+
+
+async def test_a_slow_keeper_answers_503_and_admits_nothing_later(stack: Stack) -> None:
+    """A keeper stalled past the edge's wait (storage slow, say): 503 now, nothing charged after."""
+    from web.routes import seti as seti_routes
+
+    user = await stack.user()
+    key = await stack.upload(user)
+    real_head = stack.keeper.storage.head
+    stall = seti_routes.COMMAND_TIMEOUT_S + 1.0
+
+    async def slow_head(file_key: str) -> int | None:
+        await asyncio.sleep(stall)
+        return await real_head(file_key)
+
+    stack.keeper.storage.head = slow_head  # type: ignore[method-assign]
+    try:
+        r = await stack.call("POST", "/analyze", user, {"file_key": key})
+        assert r.status == 503
+        await asyncio.sleep(2.0)  # the keeper has finished its stalled admission by now
+    finally:
+        stack.keeper.storage.head = real_head  # type: ignore[method-assign]
+    assert await stack.keeper.ledger.used(user.user_id, time.time()) == 0
+    assert await _submitted(stack, user.user_id) == []
+    # the retry the 503 asked for is admitted once
+    retry = await stack.call("POST", "/analyze", user, {"file_key": key})
+    assert retry.status == 202
+    assert await stack.keeper.ledger.used(user.user_id, time.time()) == 1
