@@ -134,6 +134,7 @@ async def run_system(
         url,
         name=f"obs-{'+'.join(roles) or 'edge'}",
         stream=settings.stream_policy(),
+        tls_ca=settings.nats_ca_file,
     )
     actors: list[Actor] = []
     edge: Edge | None = None
@@ -193,7 +194,9 @@ async def run_replay(settings: Settings, args: argparse.Namespace) -> int:
     if not url:
         print("no running system found: start it, or pass --nats-url / --data-dir", file=sys.stderr)
         return 2
-    bus = await Bus.connect(url, name="obs-replay", manage_stream=False)  # reading never edits the stream
+    bus = await Bus.connect(
+        url, name="obs-replay", manage_stream=False, tls_ca=settings.nats_ca_file
+    )  # reading never edits the stream
     out = sys.stdout
     enc = msgspec.json.Encoder()
     try:

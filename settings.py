@@ -46,6 +46,12 @@ class Settings:
         default="",
         metadata=_meta("NATS_URL", "--nats-url", "connect to this NATS server/cluster instead of embedding one"),
     )
+    nats_ca_file: str = field(
+        default="",
+        metadata=_meta(
+            "OBS_NATS_CA_FILE", "--nats-ca-file", "PEM file of the CA that signed the NATS servers' TLS certificates"
+        ),
+    )
     stream_max_age_days: float = field(
         default=90.0,
         metadata=_meta("OBS_STREAM_MAX_AGE_DAYS", "--stream-max-age-days", "event retention in the stream (days)"),

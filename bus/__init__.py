@@ -23,14 +23,20 @@ class Bus:
 
     @classmethod
     async def connect(
-        cls, url: str, *, name: str = "obs", stream: StreamPolicy | None = None, manage_stream: bool = True
+        cls,
+        url: str,
+        *,
+        name: str = "obs",
+        stream: StreamPolicy | None = None,
+        manage_stream: bool = True,
+        tls_ca: str = "",
     ) -> Bus:
         """Connect and make sure the event stream is there (``manage_stream=False``: only look).
 
         ``stream`` is what the settings ask of the stream; None takes the defaults, which only
         ever raise an existing stream's limits (see ``bus.stream.reconcile``).
         """
-        nc = await connect(url, name=name)
+        nc = await connect(url, name=name, tls_ca=tls_ca)
         js = nc.jetstream(timeout=5.0)
         await ensure_stream(js, stream or StreamPolicy(), manage=manage_stream)
         return cls(nc, js)

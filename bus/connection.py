@@ -6,6 +6,7 @@ keeps trying carries on as soon as the broker is back. Connection state changes 
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 
 import nats
@@ -16,12 +17,30 @@ import logs
 log = logs.get("bus.connection")
 
 
-async def connect(url: str, *, name: str = "obs") -> Client:
+def server_address(nc: Client) -> str:
+    """``host:port`` of the server ``nc`` is connected to: never the URL, which may hold a password."""
+    url = nc.connected_url
+    if url is None or not nc.is_connected:
+        return ""
+    return f"{url.hostname}:{url.port}"
+
+
+def tls_context(ca_file: str) -> ssl.SSLContext | None:
+    """A client TLS context trusting ``ca_file`` (the cluster's own CA); None when not set.
+
+    ``tls://`` URLs without a CA file use the system's trust store, as nats-py does by default.
+    """
+    if not ca_file:
+        return None
+    return ssl.create_default_context(cafile=ca_file)
+
+
+async def connect(url: str, *, name: str = "obs", tls_ca: str = "") -> Client:
     async def on_disconnect() -> None:
         log.warning("nats disconnected", client=name)
 
     async def on_reconnect() -> None:
-        log.info("nats reconnected", client=name, url=nc.connected_url.netloc if nc.connected_url else "")
+        log.info("nats reconnected", client=name, server=server_address(nc))
 
     async def on_error(e: Exception) -> None:
         log.warning("nats error", client=name, error=str(e))
@@ -45,5 +64,8 @@ async def connect(url: str, *, name: str = "obs") -> Client:
         "error_cb": on_error,
         "closed_cb": on_closed,
     }
+    context = tls_context(tls_ca)
+    if context is not None:
+        options["tls"] = context
     nc = await nats.connect(**options)
     return nc

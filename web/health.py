@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from bus.connection import server_address
 from bus.stream import STREAM
 
 if TYPE_CHECKING:
@@ -68,10 +69,7 @@ class HealthChecks:
         edge, settings = self.edge, self.edge.settings
         components: dict[str, Component] = {}
         connected = edge.bus.nc.is_connected
-        url = edge.bus.nc.connected_url
-        components["nats"] = Component(
-            connected, {"connected": connected, "server": url.netloc if connected and url else ""}
-        )
+        components["nats"] = Component(connected, {"connected": connected, "server": server_address(edge.bus.nc)})
 
         info, error = await self._stream_info() if connected else (None, "not connected")
         if info is None:

@@ -49,11 +49,11 @@ def _with_flags(settings: Settings, args: argparse.Namespace) -> Settings:
     return replace(settings, **overrides) if overrides else settings
 
 
-async def _request(url: str, verb: str, payload: Any) -> dict[str, Any]:
+async def _request(url: str, verb: str, payload: Any, tls_ca: str = "") -> dict[str, Any]:
     from bus.connection import connect
     from bus.request import CommandUnavailable, request
 
-    nc = await connect(url, name="obs-users")
+    nc = await connect(url, name="obs-users", tls_ca=tls_ca)
     try:
         reply = await request(nc, commands.subject(verb), payload, timeout=15.0)
     except CommandUnavailable as exc:
@@ -84,11 +84,13 @@ def main(argv: list[str], settings: Settings) -> int:
                 key_name=args.key_name,
                 ttl_days=args.ttl_days,
             )
-            data = asyncio.run(_request(url, "create_user", cmd))
+            data = asyncio.run(_request(url, "create_user", cmd, settings.nats_ca_file))
             out = {k: data[k] for k in ("user_id", "email", "tier", "role", "key_id", "expires_at")}
             out["api_key"] = api_key
         else:
-            data = asyncio.run(_request(url, "set_tier", commands.SetTier(email=args.email, tier=args.tier)))
+            data = asyncio.run(
+                _request(url, "set_tier", commands.SetTier(email=args.email, tier=args.tier), settings.nats_ca_file)
+            )
             out = {k: data[k] for k in ("user_id", "email", "tier", "role")}
     except SystemExit as exc:
         print(str(exc), file=sys.stderr)
