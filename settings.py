@@ -75,7 +75,7 @@ class Settings:
     ack_wait_s: float = field(
         # A worker that is alive says so with in_progress every ack_wait/3, however long its job;
         # so ack_wait only bounds how long a *dead* worker's job waits before another takes it.
-        default=8.0,
+        default=6.0,
         metadata=_meta(
             "OBS_ACK_WAIT_S",
             "--ack-wait",

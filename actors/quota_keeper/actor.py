@@ -27,7 +27,8 @@ from actors.quota_keeper import commands, keys, tiers
 from actors.quota_keeper.ledger import Key, Ledger, LedgerError
 from actors.runtime import Actor
 from bus.request import CommandError, serve
-from schemas.base import Event, decode
+from bus.stream import STREAM
+from schemas.base import Event, decode, encode
 from schemas.ops import DeadLettered
 from schemas.seti import (
     ExportsExpired,
@@ -43,6 +44,10 @@ from schemas.seti import (
 from storage import MB, ObjectStorage, open_storage
 
 T = TypeVar("T")
+
+
+UNSTORED_SWEEP_S = 15.0
+UNSTORED_AFTER_S = 90.0  # past the longest publish retry of an admission (60 s without a deadline)
 
 
 class QuotaKeeperActor(Actor):
@@ -81,6 +86,7 @@ class QuotaKeeperActor(Actor):
             )
             self._subs.append(sub)
         self.spawn(self._retention_loop(), "retention")
+        self.spawn(self._unstored_loop(), "unstored")
 
     async def teardown(self) -> None:
         for sub in self._subs:
@@ -98,6 +104,11 @@ class QuotaKeeperActor(Actor):
         now = int(time.time())
         earlier = await self.ledger.admitted(cmd.user_id, cmd.request_id, now - cmd.request_window_s)
         if earlier is not None:  # a retry: the same job, not charged again
+            unstored = await self.ledger.unstored_event(earlier)
+            if unstored is not None:
+                # counted, but a keeper died before its event was stored (or before it was seen):
+                # store it now; the same event id makes a second copy a no-op in the stream
+                await self._publish(decode(unstored), _remaining(cmd.deadline))
             self.log.info("admission replayed", job_id=earlier, user_id=cmd.user_id)
             return {"job_id": earlier, "replayed": True}
         user = await self.ledger.user(cmd.user_id)
@@ -118,16 +129,8 @@ class QuotaKeeperActor(Actor):
             # was told did not start, and will start again
             raise CommandError(503, "admission came too late; nothing was started", "ADMISSION_EXPIRED")
         job_id = str(uuid.uuid4())
-        await self.ledger.admit(
-            cmd.user_id,
-            job_id,
-            cmd.file_key,
-            now,
-            tier.files_per_month,
-            tiers.MAX_RUNNING_JOBS,
-            request_id=cmd.request_id,
-        )
         event = JobSubmitted(
+            id=uuid.uuid5(uuid.NAMESPACE_URL, f"observatory/job-submitted/{job_id}").hex,
             job_id=job_id,
             user_id=cmd.user_id,
             file_key=cmd.file_key,
@@ -138,11 +141,22 @@ class QuotaKeeperActor(Actor):
             max_drift=cmd.max_drift,
             min_snr=cmd.min_snr,
             correlation_id=job_id,
+            producer=self.role,
+        )
+        await self.ledger.admit(
+            cmd.user_id,
+            job_id,
+            cmd.file_key,
+            now,
+            tier.files_per_month,
+            tiers.MAX_RUNNING_JOBS,
+            request_id=cmd.request_id,
+            event=encode(event),
         )
         try:
             # within the caller's deadline: a job stored after the edge gave up would run, and be
             # charged, for a client that was told to try again
-            seq = await self._publish(event, max(0.5, cmd.deadline - time.time()) if cmd.deadline else 60.0)
+            seq = await self._publish(event, _remaining(cmd.deadline))
         except Exception as exc:
             await self.ledger.unadmit(job_id)
             self.log.error("job submission failed; admission undone", job_id=job_id, error=repr(exc))
@@ -279,6 +293,31 @@ class QuotaKeeperActor(Actor):
             self.log.info("expired results removed", jobs=len(expired))
         return len(expired)
 
+    async def _unstored_loop(self) -> None:
+        while True:
+            await asyncio.sleep(UNSTORED_SWEEP_S)
+            try:
+                await self.refund_unstored()
+            except Exception:
+                self.log.exception("unstored-admission sweep failed")
+
+    async def refund_unstored(self, older_than_s: float = UNSTORED_AFTER_S) -> list[str]:
+        """Refund jobs counted here whose ``seti.job.submitted`` never reached the stream.
+
+        A keeper killed between counting a job and storing its event leaves such a job: charged,
+        holding a running slot, and never run; its client was answered 503 ("nothing started").
+        Only when this role's consumer has caught up (nothing pending) is "not seen" the same as
+        "not stored", and only past the longest publish a command may still be retrying.
+        """
+        info = await self.bus.js.consumer_info(STREAM, self.consumer_spec().name)
+        if info.num_pending or info.num_ack_pending:
+            return []
+        refunded = await self.ledger.unstored_before(int(time.time() - older_than_s))
+        for job_id in refunded:
+            await self.ledger.unadmit(job_id)
+            self.log.warning("admitted job never reached the stream: refunded", job_id=job_id)
+        return refunded
+
     async def _retention_loop(self) -> None:
         while True:
             try:
@@ -286,6 +325,11 @@ class QuotaKeeperActor(Actor):
             except Exception:
                 self.log.exception("retention sweep failed")
             await asyncio.sleep(self.settings.retention_sweep_s)
+
+
+def _remaining(deadline: float) -> float:
+    """Seconds a publish may retry for a command with this deadline (0: the caller waits a minute)."""
+    return max(0.5, deadline - time.time()) if deadline else 60.0
 
 
 def _tier(name: str) -> tiers.Tier:

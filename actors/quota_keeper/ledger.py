@@ -40,6 +40,10 @@ SCHEMA = (
     """CREATE TABLE IF NOT EXISTS admissions (
         user_id TEXT NOT NULL, request_id TEXT NOT NULL, job_id TEXT NOT NULL, created_at INTEGER NOT NULL,
         PRIMARY KEY (user_id, request_id))""",
+    # jobs admitted here whose seti.job.submitted this keeper has not yet seen in the stream, with
+    # the event's bytes: a keeper killed between counting a job and storing its event leaves one
+    """CREATE TABLE IF NOT EXISTS unstored (
+        job_id TEXT PRIMARY KEY, created_at INTEGER NOT NULL, event BLOB NOT NULL)""",
 )
 
 
@@ -167,6 +171,16 @@ class Ledger:
             await db.execute("UPDATE keys SET revoked_at=? WHERE key_id=? AND revoked_at IS NULL", (now, key_id))
 
     # -- admission and jobs ------------------------------------------------------------------
+    async def unstored_event(self, job_id: str) -> bytes | None:
+        """The encoded seti.job.submitted of a job admitted here and not yet seen in the stream."""
+        async with self.db.execute("SELECT event FROM unstored WHERE job_id=?", (job_id,)) as cur:
+            row = await cur.fetchone()
+        return bytes(row[0]) if row else None
+
+    async def unstored_before(self, cutoff: int) -> list[str]:
+        async with self.db.execute("SELECT job_id FROM unstored WHERE created_at<?", (cutoff,)) as cur:
+            return [str(r[0]) for r in await cur.fetchall()]
+
     async def admitted(self, user_id: str, request_id: str, since: int) -> str | None:
         """The job an earlier admission of this request made, if it was made after ``since``."""
         if not request_id:
@@ -187,6 +201,7 @@ class Ledger:
         files_per_month: int,
         max_running: int,
         request_id: str = "",
+        event: bytes = b"",
     ) -> int:
         """Count and record one job, or raise 429. Returns the month's count including it.
 
@@ -220,6 +235,8 @@ class Ledger:
                 await db.execute(
                     "INSERT OR REPLACE INTO admissions VALUES (?,?,?,?)", (user_id, request_id, job_id, now)
                 )
+            if event:
+                await db.execute("INSERT OR REPLACE INTO unstored VALUES (?,?,?)", (job_id, now, event))
         return used + 1
 
     async def unadmit(self, job_id: str) -> None:
@@ -231,6 +248,7 @@ class Ledger:
                 return
             await db.execute("DELETE FROM jobs WHERE job_id=?", (job_id,))
             await db.execute("DELETE FROM admissions WHERE job_id=?", (job_id,))
+            await db.execute("DELETE FROM unstored WHERE job_id=?", (job_id,))
             await db.execute(
                 "UPDATE usage SET count=MAX(count-1, 0) WHERE user_id=? AND month=?", (row[0], month_of(row[1]))
             )
@@ -238,6 +256,7 @@ class Ledger:
     async def record_submitted(self, job_id: str, user_id: str, file_key: str, created_at: int) -> bool:
         """A job submitted by any client: recorded and counted once (False when already known)."""
         async with self._tx() as db:
+            await db.execute("DELETE FROM unstored WHERE job_id=?", (job_id,))  # its event is stored
             cur = await db.execute(
                 "INSERT OR IGNORE INTO jobs (job_id, user_id, file_key, created_at, state) VALUES (?,?,?,?,'running')",
                 (job_id, user_id, file_key, created_at),

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 
 from actors.quota_keeper import commands
 from bus.replay import replay
 from bus.request import request
-from schemas.base import decode
+from schemas.base import decode, encode
 from schemas.seti import JobSubmitted
+from tests.conftest import eventually
 from tests.seti.conftest import Stack
 
 
@@ -90,3 +92,38 @@ async def test_a_slow_keeper_answers_503_and_admits_nothing_later(stack: Stack) 
     retry = await stack.call("POST", "/analyze", user, {"file_key": key})
     assert retry.status == 202
     assert await stack.keeper.ledger.used(user.user_id, time.time()) == 1
+
+
+async def _counted_not_stored(stack: Stack, user_id: str, key: str, request_id: str = "") -> str:
+    """What a keeper killed between counting a job and storing its event leaves in the ledger."""
+    job_id = str(uuid.uuid4())
+    event = JobSubmitted(
+        id=uuid.uuid5(uuid.NAMESPACE_URL, f"observatory/job-submitted/{job_id}").hex,
+        job_id=job_id, user_id=user_id, file_key=key, filename="obs.fil", source_name="obs",
+        file_size=1, created_at=int(time.time()), correlation_id=job_id,
+    )  # fmt: skip
+    await stack.keeper.ledger.admit(user_id, job_id, key, int(time.time()), 500, 5, request_id, encode(event))
+    return job_id
+
+
+async def test_a_job_counted_but_never_stored_is_stored_on_retry_or_refunded(stack: Stack) -> None:
+    user = await stack.user()
+    key = await stack.upload(user)
+
+    # retried with its Idempotency-Key: the same job, now stored, and run
+    kept = await _counted_not_stored(stack, user.user_id, key, "key:lost-reply")
+    r = await stack.call("POST", "/analyze", user, {"file_key": key}, headers={"Idempotency-Key": "lost-reply"})
+    assert r.status == 202 and r.body["job_id"] == kept
+    assert [e.job_id for e in await _submitted(stack, user.user_id)] == [kept]
+    await eventually(lambda: _unstored_gone(stack, kept))
+
+    # never retried (its client was told 503): refunded once the keeper has seen the whole stream
+    lost = await _counted_not_stored(stack, user.user_id, key)
+    assert await stack.keeper.ledger.used(user.user_id, time.time()) == 2
+    assert await eventually(lambda: stack.keeper.refund_unstored(older_than_s=0)) == [lost]
+    assert await stack.keeper.ledger.used(user.user_id, time.time()) == 1
+    assert [e.job_id for e in await _submitted(stack, user.user_id)] == [kept]
+
+
+async def _unstored_gone(stack: Stack, job_id: str) -> bool:
+    return await stack.keeper.ledger.unstored_event(job_id) is None
