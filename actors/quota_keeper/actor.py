@@ -27,7 +27,8 @@ from actors.quota_keeper import commands, keys, tiers
 from actors.quota_keeper.ledger import Key, Ledger, LedgerError
 from actors.runtime import Actor
 from bus.request import CommandError, serve
-from schemas.base import Event, decode
+from schemas.base import Event
+from schemas.events import decode
 from schemas.ops import DeadLettered
 from schemas.seti import (
     ExportsExpired,
