@@ -33,6 +33,10 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
     time: datetime = msgspec.field(default_factory=utcnow)
     producer: str = ""
     correlation_id: str = ""
+    #: the version of this event's payload contract; see "Event contracts" in the README. Within a
+    #: version fields are only added (with defaults); a change that removes, renames or retypes a
+    #: field raises it. A class sets its own with ``schema_version: int = 2``.
+    schema_version: int = 1
 
     #: set on subclasses that are stored in the stream (all of them today)
     stored: ClassVar[bool] = True
