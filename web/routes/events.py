@@ -15,14 +15,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 from aiohttp import WSMsgType, web
 
+from schemas.asyncapi import catalogue
 from web.auth import HEADER, require_key
 from web.errors import ApiError
+from web.feed import docs_page
 from web.feed.hub import FeedClient, FeedHub, FeedItem
 from web.feed.session import Start, serve
 from web.feed.subjects import DOMAINS, FilterError, Selection, Viewer, select
@@ -101,6 +105,26 @@ def register(edge: Edge) -> None:
             spawn(until_shutdown())
         await hub.ensure_started(spawn)
         return hub
+
+    @functools.cache
+    def asyncapi() -> tuple[bytes, str]:
+        from web.app import VERSION
+
+        doc = catalogue(version=VERSION)
+        return msgspec.json.encode(doc), docs_page.render(doc)
+
+    @api.route(
+        "GET",
+        "/api/asyncapi.json",
+        tag=TAG,
+        summary="The event catalogue: AsyncAPI 3.0, generated from the event Structs",
+    )
+    async def asyncapi_json(request: web.Request) -> web.Response:
+        return web.Response(body=asyncapi()[0], content_type="application/json")
+
+    @api.route("GET", "/api/events/docs", tag=TAG, summary="The event catalogue as an HTML page")
+    async def events_docs(request: web.Request) -> web.Response:
+        return web.Response(text=asyncapi()[1], content_type="text/html")
 
     @api.route(
         "GET",
