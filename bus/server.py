@@ -46,10 +46,15 @@ class EmbeddedServer:
     expect it: the tests use this to prove that a broker restart loses nothing.
     """
 
-    def __init__(self, store_dir: Path, *, port: int | None = None, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, store_dir: Path, *, port: int | None = None, host: str = "127.0.0.1", authorization: str = ""
+    ) -> None:
         self.store_dir = Path(store_dir)
         self.host = host
         self.port = port or free_port(host)
+        #: an ``authorization { users = [...] }`` section (``bus.subscribers.authorization_block``);
+        #: empty (the default) is the open loopback server every other start uses
+        self.authorization = authorization
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -64,6 +69,7 @@ class EmbeddedServer:
             f'host: "{self.host}"\nport: {self.port}\nserver_name: "embedded"\n'
             f"max_payload: 8MB\n"
             f'jetstream {{\n  store_dir: "{store}"\n  max_file_store: 64GB\n  max_memory_store: 256MB\n}}\n'
+            + self.authorization
         )
         return conf
 
