@@ -36,6 +36,10 @@ from web.feed.subjects import Selection, owner_of
 log = logs.get("web.feed")
 
 RING = 4096
+#: how long the hub gathers events before waking subscribers' writers: at 500 events/s a writer
+#: then makes ~100 socket writes a second instead of 500, which is what lets one edge core feed
+#: 200 subscribers (see bench/bench_feed.py); it adds at most this much latency
+COALESCE_S = 0.015
 RING_BYTES = 64 * 1024 * 1024
 CLIENT_QUEUE = 2048
 
@@ -47,6 +51,8 @@ class FeedItem:
     owner: str | None
     #: ``{"seq", "subject", "time", "event"}``, encoded once for every client
     body: bytes
+    #: the same as one Server-Sent Event (``id: seq``), also encoded once
+    sse: bytes
 
 
 def make_item(stored: StoredMessage) -> FeedItem:
@@ -56,7 +62,8 @@ def make_item(stored: StoredMessage) -> FeedItem:
         iso(stored.time).encode(),
         stored.data,
     )
-    return FeedItem(stored.seq, stored.subject, owner_of(stored.subject, stored.data), body)
+    sse = b"id: %d\ndata: %s\n\n" % (stored.seq, body)
+    return FeedItem(stored.seq, stored.subject, owner_of(stored.subject, stored.data), body, sse)
 
 
 @dataclass(eq=False)
@@ -69,15 +76,17 @@ class FeedClient:
     dropped: bool = False
     closed: bool = False
 
-    def offer(self, item: FeedItem, admitted: bool) -> None:
+    def offer(self, item: FeedItem, admitted: bool) -> bool:
+        """Queue ``item`` if this client wants it; True when it did (the caller wakes the writer)."""
         if item.seq < self.next_seq or not admitted or self.closed:
-            return
+            return False
         if len(self.pending) >= self.max_pending:
-            self.dropped = self.closed = True
-        else:
-            self.pending.append(item)
-            self.next_seq = item.seq + 1
-        self.wake.set()
+            self.dropped = True
+            self.close()
+            return False
+        self.pending.append(item)
+        self.next_seq = item.seq + 1
+        return True
 
     def close(self) -> None:
         self.closed = True
@@ -96,6 +105,8 @@ class FeedHub:
         self.closing = False
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
+        self._to_wake: set[FeedClient] = set()
+        self._flush_at: asyncio.TimerHandle | None = None
 
     async def ensure_started(self, spawn: Callable[[Awaitable[None]], asyncio.Task[None]]) -> None:
         """Start following from the stream's next sequence (on the first subscriber)."""
@@ -134,11 +145,20 @@ class FeedHub:
             admitted = verdicts.get(client.selection)
             if admitted is None:
                 admitted = verdicts[client.selection] = client.selection.admits(item.subject, item.owner)
-            client.offer(item, admitted)
-            if client.dropped:
+            if client.offer(item, admitted):
+                self._to_wake.add(client)
+            elif client.dropped:
                 self.clients.discard(client)
                 self.dropped_total += 1
                 log.info("feed client dropped", reason="slow client", at_seq=item.seq)
+        if self._to_wake and self._flush_at is None:
+            self._flush_at = asyncio.get_running_loop().call_later(COALESCE_S, self._flush)
+
+    def _flush(self) -> None:
+        self._flush_at = None
+        to_wake, self._to_wake = self._to_wake, set()
+        for client in to_wake:
+            client.wake.set()
 
     def attach(self, client: FeedClient, next_seq: int) -> bool:
         """Serve ``client`` from ``next_seq`` on, if the ring still reaches back that far."""
@@ -150,6 +170,7 @@ class FeedHub:
                 client.offer(item, client.selection.admits(item.subject, item.owner))
         if not client.dropped:
             self.clients.add(client)
+        client.wake.set()
         return True
 
     def detach(self, client: FeedClient) -> None:

@@ -145,7 +145,7 @@ def register(edge: Edge) -> None:
         await resp.write(b"retry: 2000\n\n")
 
         async def write(batch: list[FeedItem]) -> None:
-            await resp.write(b"".join([b"id: %d\ndata: %s\n\n" % (i.seq, i.body) for i in batch]))
+            await resp.write(b"".join([i.sse for i in batch]))
 
         async def keepalive() -> None:
             await resp.write(b": keep-alive\n\n")
