@@ -231,10 +231,20 @@ async def test_a_slow_client_is_dropped_and_does_not_hold_the_hub(bus: Bus) -> N
     slow = FeedClient(select(["dsa.>"], viewer), max_pending=5)
     fast = FeedClient(select(["dsa.>"], viewer), max_pending=1000)
     assert hub.attach(slow, 1) and hub.attach(fast, 1)
-    for seq in range(1, 21):
-        hub.publish(make_item(StoredMessage(seq, "dsa.image.ready", datetime.now(UTC), b'{"type":"x"}', 0)))
-        fast.pending.clear()  # the fast one keeps up
+
+    def stored(seq: int) -> StoredMessage:
+        return StoredMessage(seq, "dsa.image.ready", datetime.now(UTC), b'{"type":"x"}', 0)
+
+    for seq in range(1, 4):
+        hub.publish(make_item(stored(seq)))
+    await asyncio.sleep(0.1)  # one gathering window: both get 1-3, in one shared chunk
+    assert [[i.seq for i in c.items] for c in slow.pending] == [[1, 2, 3]]
+    assert slow.pending[0] is fast.pending[0]
+    fast.take()  # the fast one keeps up, the slow one does not
+    for seq in range(4, 7):
+        hub.publish(make_item(stored(seq)))
+    await asyncio.sleep(0.1)
     assert slow.dropped and slow.closed and slow not in hub.clients
-    assert [i.seq for i in slow.pending] == [1, 2, 3, 4, 5]
-    assert not fast.dropped and fast in hub.clients and fast.next_seq == 21
+    assert not fast.dropped and fast in hub.clients and fast.next_seq == 7
+    assert [i.seq for c in fast.pending for i in c.items] == [4, 5, 6]
     assert hub.dropped_total == 1

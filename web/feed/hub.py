@@ -66,27 +66,54 @@ def make_item(stored: StoredMessage) -> FeedItem:
     return FeedItem(stored.seq, stored.subject, owner_of(stored.subject, stored.data), body, sse)
 
 
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """Consecutive admitted events for one selection, with their SSE frames joined once.
+
+    Subscribers with the same selection share one chunk per gathering window: fanning an event
+    out to 200 of them is then 200 references to the same bytes, not 200 encodes or joins.
+    """
+
+    items: tuple[FeedItem, ...]
+    sse: bytes
+
+
+def make_chunk(items: list[FeedItem] | tuple[FeedItem, ...]) -> Chunk:
+    return Chunk(tuple(items), b"".join([i.sse for i in items]))
+
+
 @dataclass(eq=False)
 class FeedClient:
     selection: Selection
+    #: events queued and not yet written; past this the client is dropped
     max_pending: int = CLIENT_QUEUE
-    pending: deque[FeedItem] = field(default_factory=deque)
+    pending: deque[Chunk] = field(default_factory=deque)
+    pending_events: int = 0
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     next_seq: int = 1
     dropped: bool = False
     closed: bool = False
 
-    def offer(self, item: FeedItem, admitted: bool) -> bool:
-        """Queue ``item`` if this client wants it; True when it did (the caller wakes the writer)."""
-        if item.seq < self.next_seq or not admitted or self.closed:
+    def offer(self, chunk: Chunk) -> bool:
+        """Queue what of ``chunk`` this client has not had; True when something was queued."""
+        if self.closed or not chunk.items or chunk.items[-1].seq < self.next_seq:
             return False
-        if len(self.pending) >= self.max_pending:
+        if chunk.items[0].seq < self.next_seq:  # it attached in the middle of this window
+            chunk = make_chunk([i for i in chunk.items if i.seq >= self.next_seq])
+        if self.pending_events + len(chunk.items) > self.max_pending:
             self.dropped = True
             self.close()
             return False
-        self.pending.append(item)
-        self.next_seq = item.seq + 1
+        self.pending.append(chunk)
+        self.pending_events += len(chunk.items)
+        self.next_seq = chunk.items[-1].seq + 1
         return True
+
+    def take(self) -> list[Chunk]:
+        chunks = list(self.pending)
+        self.pending.clear()
+        self.pending_events = 0
+        return chunks
 
     def close(self) -> None:
         self.closed = True
@@ -105,7 +132,7 @@ class FeedHub:
         self.closing = False
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
-        self._to_wake: set[FeedClient] = set()
+        self._window: list[FeedItem] = []
         self._flush_at: asyncio.TimerHandle | None = None
 
     async def ensure_started(self, spawn: Callable[[Awaitable[None]], asyncio.Task[None]]) -> None:
@@ -140,34 +167,37 @@ class FeedHub:
             self.ring_bytes -= len(gone.body)
             self.floor = gone.seq + 1
         self.last_seq = item.seq
-        verdicts: dict[Selection, bool] = {}
-        for client in list(self.clients):
-            admitted = verdicts.get(client.selection)
-            if admitted is None:
-                admitted = verdicts[client.selection] = client.selection.admits(item.subject, item.owner)
-            if client.offer(item, admitted):
-                self._to_wake.add(client)
-            elif client.dropped:
-                self.clients.discard(client)
-                self.dropped_total += 1
-                log.info("feed client dropped", reason="slow client", at_seq=item.seq)
-        if self._to_wake and self._flush_at is None:
+        self._window.append(item)
+        if self._flush_at is None:
             self._flush_at = asyncio.get_running_loop().call_later(COALESCE_S, self._flush)
 
     def _flush(self) -> None:
+        """Hand the window's events to every subscriber: one chunk per distinct selection."""
         self._flush_at = None
-        to_wake, self._to_wake = self._to_wake, set()
-        for client in to_wake:
-            client.wake.set()
+        window, self._window = self._window, []
+        chunks: dict[Selection, Chunk | None] = {}
+        for client in list(self.clients):
+            if client.selection not in chunks:
+                admitted = [i for i in window if client.selection.admits(i.subject, i.owner)]
+                chunks[client.selection] = make_chunk(admitted) if admitted else None
+            chunk = chunks[client.selection]
+            if chunk is None:
+                continue
+            if client.offer(chunk):
+                client.wake.set()
+            elif client.dropped:
+                self.clients.discard(client)
+                self.dropped_total += 1
+                log.info("feed client dropped", reason="slow client", at_seq=window[-1].seq)
 
     def attach(self, client: FeedClient, next_seq: int) -> bool:
         """Serve ``client`` from ``next_seq`` on, if the ring still reaches back that far."""
         if next_seq < self.floor or self.closing:
             return False
         client.next_seq = next_seq
-        for item in self.ring:
-            if item.seq >= next_seq:
-                client.offer(item, client.selection.admits(item.subject, item.owner))
+        backlog = [i for i in self.ring if i.seq >= next_seq and client.selection.admits(i.subject, i.owner)]
+        if backlog:
+            client.offer(make_chunk(backlog))
         if not client.dropped:
             self.clients.add(client)
         client.wake.set()

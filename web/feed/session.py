@@ -9,7 +9,8 @@ the round* was written, so the client continues at ``max(last written + 1, hub.l
 seen before the round)``; if the hub's ring still reaches back there it attaches (gap-free, see
 ``web.feed.hub``), else another round reads what came meanwhile.
 
-``write`` gets batches (a list of items) so that a catch-up or a burst is one socket write.
+``write`` gets chunks (``web.feed.hub.Chunk``: events and their SSE frames joined once) so that
+a catch-up batch or a gathering window is one socket write.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from datetime import datetime
 import nats.js.errors
 
 from bus.replay import replay
-from web.feed.hub import FeedClient, FeedHub, FeedItem, make_item
+from web.feed.hub import Chunk, FeedClient, FeedHub, FeedItem, make_chunk, make_item
 
-Write = Callable[[list[FeedItem]], Awaitable[None]]
+Write = Callable[[list[Chunk]], Awaitable[None]]
 
 CATCH_UP_BATCH = 256
 #: a client that has not taken a write within this long is dropped like a full queue
@@ -45,11 +46,11 @@ class SlowClient(Exception):
     pass
 
 
-async def _write(write: Write, batch: list[FeedItem]) -> None:
+async def _write(write: Write, chunks: list[Chunk]) -> None:
     try:
         # asyncio.timeout, not wait_for: no task per write (thousands a second with 200 subscribers)
         async with asyncio.timeout(WRITE_TIMEOUT_S):
-            await write(batch)
+            await write(chunks)
     except TimeoutError:
         raise SlowClient from None
 
@@ -71,12 +72,12 @@ async def _catch_up(hub: FeedHub, client: FeedClient, next_seq: int, since: date
                     if client.selection.admits(item.subject, item.owner):
                         batch.append(item)
                     if len(batch) >= CATCH_UP_BATCH or (batch and stored.pending == 0):
-                        await _write(write, batch)
+                        await _write(write, [make_chunk(batch)])
                         batch = []
                     if hub.closing:
                         break
                 if batch:
-                    await _write(write, batch)
+                    await _write(write, [make_chunk(batch)])
             break
         except nats.js.errors.BadRequestError:
             if attempt or last:
@@ -105,9 +106,7 @@ async def serve(
             if client.closed:
                 return "dropped" if client.dropped else "closed"
             if client.pending:
-                batch = list(client.pending)
-                client.pending.clear()
-                await _write(write, batch)
+                await _write(write, client.take())
                 continue
             client.wake.clear()
             try:

@@ -27,7 +27,7 @@ from schemas.asyncapi import catalogue
 from web.auth import HEADER, require_key
 from web.errors import ApiError
 from web.feed import docs_page
-from web.feed.hub import FeedClient, FeedHub, FeedItem
+from web.feed.hub import Chunk, FeedClient, FeedHub
 from web.feed.session import Start, serve
 from web.feed.subjects import DOMAINS, FilterError, Selection, Viewer, select
 from web.live import Client, LiveMessage
@@ -144,8 +144,8 @@ def register(edge: Edge) -> None:
         await resp.prepare(request)
         await resp.write(b"retry: 2000\n\n")
 
-        async def write(batch: list[FeedItem]) -> None:
-            await resp.write(b"".join([i.sse for i in batch]))
+        async def write(chunks: list[Chunk]) -> None:
+            await resp.write(chunks[0].sse if len(chunks) == 1 else b"".join([c.sse for c in chunks]))
 
         async def keepalive() -> None:
             await resp.write(b": keep-alive\n\n")
@@ -173,9 +173,10 @@ def register(edge: Edge) -> None:
         await ws.prepare(request)
         edge.track_socket(ws)
 
-        async def write(batch: list[FeedItem]) -> None:
-            for item in batch:
-                await ws.send_frame(item.body, WSMsgType.TEXT)
+        async def write(chunks: list[Chunk]) -> None:
+            for chunk in chunks:
+                for item in chunk.items:
+                    await ws.send_frame(item.body, WSMsgType.TEXT)
 
         async def keepalive() -> None:
             return None  # the WebSocket's own ping (heartbeat) keeps it alive
