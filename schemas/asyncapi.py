@@ -146,10 +146,15 @@ def example(cls: type[Event], schema: dict[str, Any], components: dict[str, Any]
     return out
 
 
-def catalogue(*, version: str, title: str = "Observatory platform events") -> dict[str, Any]:
-    """The AsyncAPI 3.0.0 document of every event the platform publishes."""
-    from bus.stream import STREAM, SUBJECTS
+def catalogue(
+    *, version: str, stream: str, stored_subjects: list[str], title: str = "Observatory platform events"
+) -> dict[str, Any]:
+    """The AsyncAPI 3.0.0 document of every event the platform publishes.
 
+    ``stream`` and ``stored_subjects`` are the bus's (``bus.stream``), passed in so that schemas
+    stay below the bus in the import graph.
+    """
+    STREAM, SUBJECTS = stream, stored_subjects
     types = sorted(event_types().values(), key=lambda c: c.subject())
     schemas, components = msgspec.json.schema_components(types, ref_template=_SCHEMA_REF, schema_hook=_any)
     by_producer = producers()

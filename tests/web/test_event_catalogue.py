@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 import jsonschema
 
+from bus.stream import STREAM, SUBJECTS
 from schemas.asyncapi import catalogue
 from schemas.events import decode, event_types
 
@@ -21,7 +22,7 @@ SCHEMA = Path(__file__).resolve().parent.parent / "fixtures" / "asyncapi" / "asy
 
 
 def test_catalogue_is_valid_asyncapi_3_and_names_every_event() -> None:
-    doc = catalogue(version="test")
+    doc = catalogue(version="test", stream=STREAM, stored_subjects=SUBJECTS)
     validator = jsonschema.Draft7Validator(json.loads(SCHEMA.read_text()))
     errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.path))
     assert not errors, [f"{list(e.path)}: {e.message}" for e in errors[:5]]
@@ -48,7 +49,7 @@ def test_catalogue_is_valid_asyncapi_3_and_names_every_event() -> None:
 
 def test_a_broken_document_is_caught_by_the_validator() -> None:
     """The vendored schema really checks: a channel without its address' type is refused."""
-    doc = catalogue(version="test")
+    doc = catalogue(version="test", stream=STREAM, stored_subjects=SUBJECTS)
     doc["channels"]["dsa_image_ready"]["address"] = 42
     validator = jsonschema.Draft7Validator(json.loads(SCHEMA.read_text()))
     assert any(validator.iter_errors(doc))
@@ -66,7 +67,7 @@ async def test_served_as_json_and_as_a_page(edge_factory: Callable[..., Awaitabl
         async with s.get(edge.url + "/api/openapi.json") as r:
             paths = (await r.json())["paths"]
     assert served["asyncapi"] == "3.0.0"
-    assert served["channels"].keys() == catalogue(version="x")["channels"].keys()
+    assert served["channels"].keys() == catalogue(version="x", stream=STREAM, stored_subjects=SUBJECTS)["channels"].keys()
     for subject in event_types():
         assert f"<h3 id={subject}>{subject}</h3>" in page
     assert "produced by variability" in page

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from aiohttp import WSMsgType, web
 
+from bus.stream import STREAM, SUBJECTS
 from schemas.asyncapi import catalogue
 from web.auth import HEADER, require_key
 from web.errors import ApiError
@@ -110,7 +111,7 @@ def register(edge: Edge) -> None:
     def asyncapi() -> tuple[bytes, str]:
         from web.app import VERSION
 
-        doc = catalogue(version=VERSION)
+        doc = catalogue(version=VERSION, stream=STREAM, stored_subjects=SUBJECTS)
         return msgspec.json.encode(doc), docs_page.render(doc)
 
     @api.route(
