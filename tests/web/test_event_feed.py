@@ -251,3 +251,15 @@ async def test_a_slow_client_is_dropped_and_does_not_hold_the_hub(bus: Bus) -> N
     assert not fast.dropped and fast in hub.clients and fast.next_seq == 7
     assert [i.seq for c in fast.pending for i in c.items] == [4, 5, 6]
     assert hub.dropped_total == 1
+
+
+async def test_overlapping_filters_are_served_once(bus: Bus, edge_factory: EdgeFactory) -> None:
+    """NATS refuses overlapping filter_subjects on one consumer; the feed still answers, each event once."""
+    edge = await edge_factory()
+    seqs = await publish_all(bus, [image(1), candidate(1), image(2)])
+    async with aiohttp.ClientSession() as s:
+        params = {"subject": "dsa.>,dsa.image.ready,*.ese.*", "since_seq": str(seqs[0])}
+        async with s.get(edge.url + "/api/events", params=params) as r:
+            got = await read_sse(r, 3)
+            assert await no_more_sse(r)
+    assert [int(e.id) for e in got] == seqs
