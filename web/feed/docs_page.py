@@ -41,7 +41,7 @@ def _fields(payload: dict[str, Any]) -> str:
     required = set(payload.get("required", []))
     rows = []
     for name, prop in payload.get("properties", {}).items():
-        default = json.dumps(prop["default"]) if "default" in prop else ("" if name in required else "null")
+        default = json.dumps(prop["default"]) if "default" in prop else ("" if name in required else "(set when made)")
         rows.append(
             f"<tr><td><code>{escape(name)}</code></td><td><code>{escape(_type_of(prop))}</code></td>"
             f"<td>{'yes' if name in required else ''}</td><td><code>{escape(default)}</code></td></tr>"
