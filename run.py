@@ -5,6 +5,7 @@
     python run.py actor NAME     one actor alone          python run.py edge     the edge alone
     python run.py replay --subject 'dsa.>' [--since ISO | --seq N] [--until ISO] [--follow]
     python run.py users create --email E --tier T [--role operator] | users set-tier --email E --tier T
+    python run.py subscribers create NAME   read-only NATS credentials for an event subscriber
     python run.py simulate ...   python run.py search FILE ...   python run.py config
 
 Processes started separately against one NATS (same --data-dir, or --nats-url) form one system.
@@ -69,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--until", type=_parse_time, help="stop at the first event stored after this time")
     p.add_argument("--follow", action="store_true", help="keep printing new events")
     sub.add_parser("config", parents=[common], help="print every setting as a markdown table")
+    p = sub.add_parser("subscribers", parents=[common], help="read-only NATS access for event subscribers")
+    p.add_argument("action", choices=["create"])
+    p.add_argument("name", help="the subscriber's NATS user (a-z, 0-9, _)")
     for name, helptext in (
         ("users", "manage users and API keys"),
         ("simulate", "write simulated DSA-110 UVH5 files"),
@@ -256,6 +260,16 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(run_replay(settings, args))
     if command == "config":
         print(settings_mod.describe())
+        return 0
+    if command == "subscribers":
+        from bus import subscribers
+
+        try:
+            creds = subscribers.new_subscriber(args.name)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(subscribers.instructions(creds, settings.nats_url or settings.resolved_nats_url() or "nats://HOST:4222"))
         return 0
     rest = [a for a in args.rest if a != "--"]
     if command == "users":

@@ -12,7 +12,8 @@ from __future__ import annotations
 import aiosqlite
 
 from bus import Bus
-from schemas.base import Event, decode, encode
+from schemas.base import Event, encode
+from schemas.events import decode
 
 DDL = "CREATE TABLE IF NOT EXISTS outbox (n INTEGER PRIMARY KEY AUTOINCREMENT, payload BLOB NOT NULL)"
 

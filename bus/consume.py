@@ -40,7 +40,8 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 import logs
 from bus.publish import publish
 from bus.stream import STREAM
-from schemas.base import Event, decode
+from schemas.base import Event
+from schemas.events import decode
 from schemas.ops import DeadLettered
 from telemetry import (
     CONSUMER_ACK_PENDING,

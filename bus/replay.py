@@ -45,12 +45,17 @@ class StoredMessage:
     pending: int
 
 
-def _config(name: str, subject: str, *, seq: int | None, since: datetime | None) -> ConsumerConfig:
+def _config(name: str, subject: str | list[str], *, seq: int | None, since: datetime | None) -> ConsumerConfig:
+    """``subject`` may be several filters (NATS 2.10 ``filter_subjects``; they must not overlap)."""
+    subjects = [subject] if isinstance(subject, str) else list(dict.fromkeys(subject))
+    if any(s in ("", ">") for s in subjects) or not subjects:
+        subjects = []  # one of them is everything
     config = ConsumerConfig(
         name=name,
         ack_policy=AckPolicy.NONE,
         inactive_threshold=60.0,
-        filter_subject=subject if subject not in ("", ">") else None,
+        filter_subject=subjects[0] if len(subjects) == 1 else None,
+        filter_subjects=subjects if len(subjects) > 1 else None,
         mem_storage=True,
         num_replicas=1,
     )
@@ -70,7 +75,7 @@ def _start_at(config: ConsumerConfig, *, seq: int | None, since: datetime | None
 
 async def replay(
     js: JetStreamContext,
-    subject: str = ">",
+    subject: str | list[str] = ">",
     *,
     since: datetime | None = None,
     seq: int | None = None,
@@ -80,13 +85,16 @@ async def replay(
     """Yield stored messages on ``subject`` in stream order.
 
     Without ``follow`` it ends at the last message stored when it started; with ``follow`` it goes
-    on with new ones until the caller stops iterating. ``until`` ends it at the first message
+    on with new ones until the caller stops iterating. ``subject`` may be a list of non-overlapping
+    filters (finite replays only). ``until`` ends it at the first message
     stored after that time. Use it under ``contextlib.aclosing`` when you may stop early, so the
     consumer is removed at once.
     """
     if since is not None and seq is not None:
         raise ValueError("give --since or --seq, not both")
     if follow:
+        if not isinstance(subject, str):
+            raise ValueError("follow takes one subject filter")
         async with contextlib.aclosing(_follow_ordered(js, subject, since=since, seq=seq, until=until)) as live:
             async for stored in live:
                 yield stored

@@ -54,12 +54,16 @@ class EmbeddedServer:
         host: str = "127.0.0.1",
         server_name: str = "embedded",
         extra_config: str = "",
+        authorization: str = "",
     ) -> None:
         self.store_dir = Path(store_dir)
         self.host = host
         self.port = port or free_port(host)
         self.server_name = server_name
         self.extra_config = extra_config  # e.g. a `cluster { … }` block (see LocalCluster)
+        #: an ``authorization { users = [...] }`` section (``bus.subscribers.authorization_block``);
+        #: empty (the default) is the open loopback server every other start uses
+        self.authorization = authorization
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -74,7 +78,8 @@ class EmbeddedServer:
             f'host: "{self.host}"\nport: {self.port}\nserver_name: "{self.server_name}"\n'
             f"max_payload: 8MB\n"
             f'jetstream {{\n  store_dir: "{store}"\n  max_file_store: 64GB\n  max_memory_store: 256MB\n}}\n'
-            f"{self.extra_config}"
+            + self.extra_config
+            + self.authorization
         )
         return conf
 

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from functools import cache
-from typing import Any, ClassVar, TypeVar, Union
+from typing import Any, ClassVar, TypeVar
 
 import msgspec
 
@@ -34,6 +33,10 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
     time: datetime = msgspec.field(default_factory=utcnow)
     producer: str = ""
     correlation_id: str = ""
+    #: the version of this event's payload contract; see "Event contracts" in the README. Within a
+    #: version fields are only added (with defaults); a change that removes, renames or retypes a
+    #: field raises it. A class sets its own with ``schema_version: int = 2``.
+    schema_version: int = 1
 
     #: set on subclasses that are stored in the stream (all of them today)
     stored: ClassVar[bool] = True
@@ -53,52 +56,11 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
 E = TypeVar("E", bound=Event)
 
 
-def _all_subclasses(cls: type[Event]) -> list[type[Event]]:
-    out: list[type[Event]] = []
-    for sub in cls.__subclasses__():
-        out.append(sub)
-        out.extend(_all_subclasses(sub))
-    return out
-
-
-def event_types() -> dict[str, type[Event]]:
-    """Every concrete event class that has been imported, by its type."""
-    import schemas.dsa
-    import schemas.ops
-    import schemas.seti  # noqa: F401
-
-    return {c.subject(): c for c in _all_subclasses(Event) if isinstance(c.__struct_config__.tag, str)}
-
-
-class UnknownEvent(ValueError):
-    pass
-
-
-@cache
-def _decoder_for(types: tuple[type[Event], ...]) -> msgspec.json.Decoder[Any]:
-    return msgspec.json.Decoder(Union[types])  # type: ignore[valid-type]  # noqa: UP007
-
-
-def _decoder() -> msgspec.json.Decoder[Any]:
-    """The union decoder of every event class imported so far (rebuilt when a module adds one)."""
-    return _decoder_for(tuple(event_types().values()))
-
-
 _encoder = msgspec.json.Encoder()
 
 
 def encode(event: Event) -> bytes:
     return _encoder.encode(event)
-
-
-def decode(data: bytes) -> Event:
-    """Typed decode of any event; raises ``msgspec.ValidationError`` / ``DecodeError`` when bad.
-
-    An unknown ``type`` is a ValidationError too ("Invalid value 'x' - at `$.type`").
-    """
-    event = _decoder().decode(data)
-    assert isinstance(event, Event)
-    return event
 
 
 def to_builtins(event: Event) -> dict[str, Any]:

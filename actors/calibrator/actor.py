@@ -33,8 +33,9 @@ from typing import Any, ClassVar
 from actors import outbox
 from actors.calibrator import work
 from actors.runtime import Actor
-from schemas.base import Event, decode, encode
+from schemas.base import Event, encode
 from schemas.dsa import CalibrationSetSolved, MeasurementSetWritten
+from schemas.events import decode
 from schemas.ops import AlertRaised
 
 SWEEP_S = 30.0

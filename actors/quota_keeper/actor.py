@@ -28,7 +28,8 @@ from actors.quota_keeper.ledger import Key, Ledger, LedgerError
 from actors.runtime import Actor
 from bus.request import CommandError, serve
 from bus.stream import STREAM
-from schemas.base import Event, decode, encode
+from schemas.base import Event, encode
+from schemas.events import decode
 from schemas.ops import DeadLettered
 from schemas.seti import (
     ExportsExpired,

@@ -86,7 +86,7 @@ from actors.watcher.grouping import (
 from actors.watcher.inbox import FileLook, Inbox, Wakeup
 from bus.replay import replay
 from bus.request import serve
-from schemas.base import Event, decode, iso
+from schemas.base import Event, iso
 from schemas.dsa import (
     GroupUpdated,
     MeasurementSetWritten,
@@ -94,6 +94,7 @@ from schemas.dsa import (
     StreamingStateChanged,
     SubbandRejected,
 )
+from schemas.events import decode
 from schemas.ops import ActorHeartbeat, AlertRaised
 
 #: rejections that hold for one version of a file (judged again only when it changes)

@@ -9,8 +9,9 @@ from typing import Any, ClassVar
 from actors.runtime import Actor
 from bus import STREAM, Bus
 from bus.replay import replay
-from schemas.base import Event, decode
+from schemas.base import Event
 from schemas.dsa import GroupUpdated
+from schemas.events import decode
 from schemas.ops import DeadLettered
 from settings import Settings
 from tests.conftest import eventually

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 from bus import STREAM, Bus
 from bus.consume import ConsumerSpec, ensure_consumer
 from bus.replay import replay
-from schemas.base import decode
 from schemas.dsa import GroupUpdated
+from schemas.events import decode
 from schemas.seti import JobFailed
 from settings import Settings
 from tests.conftest import PYTHON, ROOT, subprocess_env

@@ -23,7 +23,7 @@ from bus.replay import replay
 from bus.request import CommandUnavailable, request
 from bus.server import LocalCluster
 from bus.stream import STREAM
-from schemas.base import decode
+from schemas.events import decode
 from schemas.seti import JobCompleted, JobFailed, JobProgressed, JobSubmitted
 from tests.conftest import PYTHON, ROOT, subprocess_env
 

@@ -23,7 +23,8 @@ from actors.watcher.actor import WatcherActor
 from bus import Bus
 from bus.replay import replay
 from bus.server import EmbeddedServer
-from schemas.base import Event, decode
+from schemas.base import Event
+from schemas.events import decode
 from settings import Settings
 from sim.observation import SimGroup, simulate
 from tests.conftest import eventually

@@ -11,8 +11,8 @@ from typing import Any
 from astropy.io import fits
 
 from actors.mosaicker.actor import MosaickerActor
-from schemas.base import decode
 from schemas.dsa import MosaicReady, PipelineJobUpdated
+from schemas.events import decode
 from tests.conftest import eventually
 from tests.dsa.conftest import MJD0, TILE_DAYS, Sky
 from tests.seti.conftest import Stack

@@ -10,7 +10,8 @@ import uuid
 from actors.quota_keeper import commands
 from bus.replay import replay
 from bus.request import request
-from schemas.base import decode, encode
+from schemas.base import encode
+from schemas.events import decode
 from schemas.seti import JobSubmitted
 from tests.conftest import eventually
 from tests.seti.conftest import Stack

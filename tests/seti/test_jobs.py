@@ -338,7 +338,8 @@ async def test_a_job_dead_lettered_by_the_searcher_is_failed_and_frees_its_slot(
     """A submission that crashed the searcher on every delivery is dead-lettered by the consumer;
     the quota keeper turns that into a failed job (once), so it does not stay "processing"."""
     from bus.replay import replay
-    from schemas.base import decode, encode
+    from schemas.base import encode
+    from schemas.events import decode
     from schemas.ops import DeadLettered
     from schemas.seti import JobSubmitted
 

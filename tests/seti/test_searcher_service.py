@@ -24,7 +24,7 @@ from actors.searcher.actor import SearcherActor
 from actors.searcher.synth import Tone, make_filterbank
 from bus import Bus
 from bus.replay import replay
-from schemas.base import decode
+from schemas.events import decode
 from schemas.seti import JobCompleted, JobProgressed, JobSubmitted
 from settings import Settings
 from tests.seti.conftest import Stack, User, _header, filterbank_bytes, sigproc_header
@@ -111,7 +111,7 @@ async def sse_updates(stack: Stack, user: User, job_id: str) -> list[dict[str, A
 
 async def _job_events(stack: Stack, type_: type[Any], job_id: str) -> Any:
     from bus.replay import replay
-    from schemas.base import decode
+    from schemas.events import decode
 
     async for stored in replay(stack.bus.js, type_.subject()):
         event = decode(stored.data)

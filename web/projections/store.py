@@ -22,7 +22,8 @@ import msgspec
 
 import logs
 from bus.replay import StoredMessage
-from schemas.base import Event, decode
+from schemas.base import Event
+from schemas.events import decode
 
 log = logs.get("web.projections")
 

@@ -10,4 +10,5 @@ ROUTE_MODULES: list[str] = [
     "web.routes.dsa_ingest",
     "web.routes.dsa_qa",
     "web.routes.dsa_control",
+    "web.routes.events",
 ]
