@@ -21,7 +21,7 @@ from .filterbank import FilterbankInfo, open_filterbank, read_window
 
 if TYPE_CHECKING:
     from .hits import Hit
-    from .pipeline import SearchResult
+    from .result import SearchResult
 
 from schemas.seti import EXPORT_FILES
 
