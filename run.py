@@ -5,7 +5,7 @@
     python run.py actor NAME     one actor alone          python run.py edge     the edge alone
     python run.py replay --subject 'dsa.>' [--since ISO | --seq N] [--until ISO] [--follow]
     python run.py users create --email E --tier T [--role operator] | users set-tier --email E --tier T
-    python run.py simulate ...   python run.py search FILE ...   python run.py config
+    python run.py simulate ...   python run.py search FILE ...   python run.py events ON1 OFF1 ...   python run.py config
 
 Processes started separately against one NATS (same --data-dir, or --nats-url) form one system.
 """
@@ -72,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, helptext in (
         ("users", "manage users and API keys"),
         ("simulate", "write simulated DSA-110 UVH5 files"),
-        ("search", "run the de-Doppler search on a local file"),
+        ("search", "run the de-Doppler search on a local file (turboSETI's -M/-s/-o/-n work too)"),
+        ("events", "ON/OFF cadence events from local files, as turboSETI's find_event_pipeline"),
     ):
         sp = sub.add_parser(name, parents=[common], help=helptext, add_help=False)
         sp.add_argument("rest", nargs=argparse.REMAINDER)
@@ -214,7 +215,7 @@ async def run_replay(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-PASSTHROUGH = ("users", "simulate", "search")
+PASSTHROUGH = ("users", "simulate", "search", "events")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -261,6 +262,10 @@ def main(argv: list[str] | None = None) -> int:
         from actors.searcher.cli import main as search_main
 
         return search_main(rest)
+    if command == "events":
+        from actors.searcher.events_cli import main as events_main
+
+        return events_main(rest)
     return 2
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -137,15 +137,20 @@ def search_file(
     if_index: int | None = 0,
     dc_blank: bool = True,
     window: int | None = None,
+    cut_on: str = "taylor",
 ) -> SearchResult:
     """Search a ``.fil`` or ``.h5`` file for narrowband drifting signals.
 
+    ``cut_on`` is the SNR ``min_snr`` applies to: ``"taylor"`` (turboSETI's, the default) or
+    ``"refined"`` (the straight-track SNR, about 5 % higher: more hits near the threshold).
     ``progress(done, total)`` is called with coarse channels searched (starting at ``(0, total)``).
     Raises :class:`~actors.searcher.filterbank.FilterbankError` for a bad file, ``ValueError`` for bad
     parameters.  Memory: about four coarse channels of float32 (reading the next one overlaps the search).
     """
     t0 = time.perf_counter()
     _validate_params(max_drift, min_snr)
+    if cut_on not in ("taylor", "refined"):
+        raise ValueError(f"cut_on={cut_on!r} must be 'taylor' or 'refined'")
     info = open_filterbank(path)
     n = coarse_channel_size(info.nchans, coarse_size)
     ncoarse = info.nchans // n
@@ -171,6 +176,7 @@ def search_file(
         n_coarse_channels=ncoarse,
         max_drift=max_drift,
         min_snr=min_snr,
+        snr_cut_on=cut_on,
         drift_rate_resolution=res,
         dmax=dmax,
         window=win,
@@ -199,6 +205,7 @@ def search_file(
                     dc_col=dc_col,
                     coarse_channel=k,
                     channel_offset=k * n,
+                    cut_on=cut_on,
                 )
                 del data
                 if not stats["std"] > 0:
@@ -227,7 +234,11 @@ def search_file(
 
 
 def write_exports(
-    result: SearchResult, path_to_source_file: str | os.PathLike[str], out_dir: str | os.PathLike[str]
+    result: SearchResult,
+    path_to_source_file: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    formats: Collection[str] | None = None,
 ) -> dict[str, Path]:
-    """Write json, csv, catalog_json, classified, fits, waterfall, waterfall_thumb and dat to ``out_dir``."""
-    return write_all(result, path_to_source_file, out_dir)
+    """Write json, csv, catalog_json, classified, fits, waterfall, waterfall_thumb and dat to ``out_dir``
+    (or only ``formats``)."""
+    return write_all(result, path_to_source_file, out_dir, formats)

@@ -12,7 +12,13 @@ from typing import Any
 
 from .hits import FALSE_ALARM_PER_TRIAL, Hit
 
-__all__ = ["DRIFT_CONVENTION", "SNR_DEFINITION", "SearchResult"]
+__all__ = ["CHANNEL_CONVENTION", "DRIFT_CONVENTION", "SNR_DEFINITION", "SearchResult"]
+
+CHANNEL_CONVENTION = (
+    "channel: global index counted from the lowest frequency (ascending); channel_file: the same channel "
+    "counted in file order from fch1 (what turboSETI counts; = nchans - 1 - channel when foff < 0); the "
+    ".dat Index is channel_file within its coarse channel, and Coarse_Channel_Number counts in file order"
+)
 
 DRIFT_CONVENTION = (
     "Taylor tree over N_t time steps zero-padded to a power of two; drift-rate resolution = "
@@ -20,8 +26,9 @@ DRIFT_CONVENTION = (
     "of its track at the first time step"
 )
 SNR_DEFINITION = (
-    "turboSETI: (path sum - median) / std, with the median and the 5-95 % trimmed standard deviation "
-    "of the coarse channel's integrated spectrum"
+    "snr is turboSETI's: (Taylor-tree path sum - median) / std, with the median and the 5-95 % trimmed "
+    "standard deviation of the coarse channel's integrated spectrum; snr_refined is the same for the best "
+    "straight track near the tree path (about 5 % higher)"
 )
 
 
@@ -49,11 +56,20 @@ class SearchResult:
     drift_rate_resolution: float
     dmax: int
     window: int
+    snr_cut_on: str = "taylor"
     hits: list[Hit] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
     processing_time_seconds: float = 0.0
     expected_false_hits: float = 0.0
     warnings: list[str] = field(default_factory=list)
+
+    def file_channel(self, h: Hit) -> int:
+        """The hit's channel in file order (``fch1`` is file channel 0), as turboSETI counts."""
+        return self.nchans - 1 - h.channel if self.foff_mhz < 0 else h.channel
+
+    def hit_dict(self, h: Hit) -> dict[str, Any]:
+        """``Hit.to_dict()`` plus the file-order channel."""
+        return {**h.to_dict(), "channel_file": self.file_channel(h)}
 
     def sorted_hits(self) -> list[Hit]:
         """Hits by interestingness, then SNR (both descending)."""
@@ -66,6 +82,8 @@ class SearchResult:
         return {
             "max_drift": self.max_drift,
             "min_snr": self.min_snr,
+            "min_snr_applies_to": "snr (turboSETI)" if self.snr_cut_on == "taylor" else "snr_refined",
+            "channel_convention": CHANNEL_CONVENTION,
             "drift_rate_resolution": self.drift_rate_resolution,
             "drift_rate_convention": DRIFT_CONVENTION,
             "snr_definition": SNR_DEFINITION,
@@ -133,6 +151,6 @@ class SearchResult:
             },
             "search": self.search_parameters(),
             "counts": self.counts,
-            "hits": [h.to_dict() for h in self.sorted_hits()],
+            "hits": [self.hit_dict(h) for h in self.sorted_hits()],
             "warnings": self.warnings,
         }
