@@ -193,6 +193,39 @@ class Ledger:
             )
         return used + 1
 
+    async def admit_many(
+        self, user_id: str, jobs: list[tuple[str, str]], now: int, files_per_month: int, max_running: int
+    ) -> int:
+        """Count and record the searches of a cadence (``(job_id, file_key)`` each) at once, or none and
+        raise 429: every file counts toward the month, and the cadence is admitted when a single job
+        would be (fewer than ``max_running`` running), since its searches are one request."""
+        month = month_of(now)
+        async with self._tx() as db:
+            async with db.execute("SELECT count FROM usage WHERE user_id=? AND month=?", (user_id, month)) as cur:
+                row = await cur.fetchone()
+            used = int(row[0]) if row else 0
+            if used + len(jobs) > files_per_month:
+                raise LedgerError(
+                    429,
+                    f"monthly limit reached: a cadence of {len(jobs)} files needs {len(jobs)} of the "
+                    f"{files_per_month - used} left this month (resets on the 1st, UTC)",
+                )
+            async with db.execute("SELECT COUNT(*) FROM jobs WHERE user_id=? AND state='running'", (user_id,)) as cur:
+                running = int((await cur.fetchone() or (0,))[0])
+            if running >= max_running:
+                raise LedgerError(
+                    429, f"too many concurrent jobs: {running} running (max {max_running}); wait for one to finish"
+                )
+            await db.executemany(
+                "INSERT INTO jobs (job_id, user_id, file_key, created_at, state) VALUES (?,?,?,?,'running')",
+                [(job_id, user_id, key, now) for job_id, key in jobs],
+            )
+            await db.execute(
+                "INSERT INTO usage VALUES (?,?,?) ON CONFLICT(user_id, month) DO UPDATE SET count=count+?",
+                (user_id, month, len(jobs), len(jobs)),
+            )
+        return used + len(jobs)
+
     async def unadmit(self, job_id: str) -> None:
         """Undo an admission whose job could not be published (nothing was started)."""
         async with self._tx() as db:

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 import aiosqlite
 
 from schemas.seti import (
+    CadenceSubmitted,
     ExportsExpired,
     ExportsWritten,
     JobCompleted,
@@ -123,6 +124,29 @@ async def project_job_submitted(db: aiosqlite.Connection, e: JobSubmitted, seq: 
             (e.user_id, month_of(e.created_at)),
         )
     _job_changed(e.job_id)
+
+
+@projects(CadenceSubmitted, topics=NO_TOPICS)
+async def project_cadence_submitted(db: aiosqlite.Connection, e: CadenceSubmitted, seq: int) -> None:
+    """A cadence is a job of its own (its events), shown and downloaded like any; its files' searches
+    are the jobs that count toward usage, so the cadence itself does not."""
+    await db.execute(
+        """INSERT OR IGNORE INTO seti_jobs (job_id, user_id, status, source_name, filename, file_key, file_size,
+             created_at, max_drift, min_snr, seq) VALUES (?,?,'processing',?,?,?,?,?,?,?,?)""",
+        (
+            e.cadence_id,
+            e.user_id,
+            e.source_name,
+            f"cadence of {len(e.job_ids)} files: " + ", ".join(e.filenames),
+            "",
+            0,
+            e.created_at,
+            e.max_drift,
+            e.min_snr,
+            seq,
+        ),
+    )
+    _job_changed(e.cadence_id)
 
 
 @projects(JobProgressed, topics=NO_TOPICS)
