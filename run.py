@@ -234,9 +234,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     logs.configure(settings.log_level)
+    command = args.command
+    if command in ("search", "events"):
+        # Local tools: neither the bus nor the actors are imported (about a second of fixed cost).
+        rest = [a for a in args.rest if a != "--"]
+        if command == "search":
+            from actors.searcher.cli import main as search_main
+
+            return search_main(rest)
+        from actors.searcher.events_cli import main as events_main
+
+        return events_main(rest)
     from actors import registry
 
-    command = args.command
     if command is None:
         return asyncio.run(run_system(settings, list(registry.ROLES), with_edge=True, embedded=True))
     if command == "actor":
@@ -258,14 +268,6 @@ def main(argv: list[str] | None = None) -> int:
         from sim.cli import main as simulate_main
 
         return simulate_main(rest)
-    if command == "search":
-        from actors.searcher.cli import main as search_main
-
-        return search_main(rest)
-    if command == "events":
-        from actors.searcher.events_cli import main as events_main
-
-        return events_main(rest)
     return 2
 
 
