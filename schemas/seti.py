@@ -74,10 +74,14 @@ class JobCompleted(Event, frozen=True, tag="seti.job.completed"):
 
 
 class JobFailed(Event, frozen=True, tag="seti.job.failed"):
+    """A job that failed.  ``charged`` is False when the service failed it (a crashed or dead-lettered
+    worker, a timeout): the quota keeper and the usage read model then give the file back."""
+
     job_id: str
     user_id: str
     completed_at: int
     error: str
+    charged: bool = True
 
 
 class ExportsWritten(Event, frozen=True, tag="seti.exports.written"):

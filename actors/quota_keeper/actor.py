@@ -276,6 +276,8 @@ class QuotaKeeperActor(Actor):
         elif isinstance(event, JobCompleted | JobFailed):
             state = "complete" if isinstance(event, JobCompleted) else "failed"
             await self.ledger.finish(event.job_id, event.user_id, state, event.completed_at)
+            if isinstance(event, JobFailed) and not event.charged and await self.ledger.refund(event.job_id):
+                self.log.info("failed by the service: not charged", job_id=event.job_id)
             await self._prune(event.user_id)
         elif isinstance(event, ExportsWritten):
             await self.ledger.record_exports(event.job_id, event.user_id, event.keys)
@@ -299,7 +301,9 @@ class QuotaKeeperActor(Actor):
             job_id=job.job_id,
             user_id=job.user_id,
             completed_at=int(time.time()),
-            error=f"the job could not be processed after {dead.deliveries} attempts: {dead.reason}",
+            error=f"the job could not be processed after {dead.deliveries} attempts: {dead.reason}; "
+            "a failure of the service, so it is not charged to your quota",
+            charged=False,
             correlation_id=job.correlation_id or job.job_id,
         )
         await self._publish(failed)

@@ -35,7 +35,8 @@ SCHEMA = (
     """CREATE TABLE IF NOT EXISTS jobs (
         job_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, file_key TEXT NOT NULL, created_at INTEGER NOT NULL,
         state TEXT NOT NULL, finished_at INTEGER, pruned INTEGER NOT NULL DEFAULT 0,
-        exports TEXT NOT NULL DEFAULT '{}', exports_removed INTEGER NOT NULL DEFAULT 0)""",
+        exports TEXT NOT NULL DEFAULT '{}', exports_removed INTEGER NOT NULL DEFAULT 0,
+        refunded INTEGER NOT NULL DEFAULT 0)""",
     "CREATE INDEX IF NOT EXISTS jobs_user ON jobs(user_id, state)",
 )
 
@@ -90,6 +91,10 @@ class Ledger:
         await self._db.execute("PRAGMA busy_timeout=10000")
         for statement in SCHEMA:
             await self._db.execute(statement)
+        async with self._db.execute("PRAGMA table_info(jobs)") as cur:
+            columns = {row[1] for row in await cur.fetchall()}
+        if "refunded" not in columns:  # ledgers written before failed jobs were refunded
+            await self._db.execute("ALTER TABLE jobs ADD COLUMN refunded INTEGER NOT NULL DEFAULT 0")
 
     async def close(self) -> None:
         if self._db is not None:
@@ -225,6 +230,19 @@ class Ledger:
                 (user_id, month, len(jobs), len(jobs)),
             )
         return used + len(jobs)
+
+    async def refund(self, job_id: str) -> bool:
+        """Give back the count of a job the service failed; once per job (False when already given)."""
+        async with self._tx() as db:
+            async with db.execute("SELECT user_id, created_at FROM jobs WHERE job_id=? AND refunded=0", (job_id,)) as cur:
+                row = await cur.fetchone()
+            if row is None:
+                return False
+            await db.execute("UPDATE jobs SET refunded=1 WHERE job_id=?", (job_id,))
+            await db.execute(
+                "UPDATE usage SET count=MAX(count-1, 0) WHERE user_id=? AND month=?", (row[0], month_of(row[1]))
+            )
+        return True
 
     async def unadmit(self, job_id: str) -> None:
         """Undo an admission whose job could not be published (nothing was started)."""

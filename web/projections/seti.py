@@ -171,10 +171,18 @@ async def project_job_completed(db: aiosqlite.Connection, e: JobCompleted, seq: 
 
 @projects(JobFailed, topics=NO_TOPICS)
 async def project_job_failed(db: aiosqlite.Connection, e: JobFailed, seq: int) -> None:
+    async with db.execute("SELECT status, user_id, created_at FROM seti_jobs WHERE job_id=?", (e.job_id,)) as cur:
+        before = await cur.fetchone()
     await db.execute(
         "UPDATE seti_jobs SET status='failed', completed_at=?, error=?, seq=? WHERE job_id=? AND status!='complete'",
         (e.completed_at, e.error, seq, e.job_id),
     )
+    if not e.charged and before is not None and before[0] not in ("complete", "failed"):
+        # failed by the service: the file is given back (once: the job is failed from now on)
+        await db.execute(
+            "UPDATE seti_usage SET count=MAX(count-1, 0) WHERE user_id=? AND month=?",
+            (before[1], month_of(before[2])),
+        )
     _job_changed(e.job_id)
 
 
