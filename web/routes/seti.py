@@ -481,13 +481,15 @@ def register(edge: Edge) -> None:
         summary="Search an ON/OFF cadence (one job per file, each counted) and find its events, as turboSETI's "
         "find_event_pipeline; poll the returned job, download events_csv / events_json / events_plots",
         responses={
-            400: "Invalid JSON body, or not a cadence (2-12 files, at least one ON and one OFF)",
+            400: "Invalid JSON body, a field missing, a key not from /upload-url, or not a cadence (2-12 files, "
+            "at least one ON and one OFF)",
             403: "A file_key belongs to a different user",
             404: "A file is not in storage (upload first)",
             413: "A file exceeds the tier's size limit",
             422: "A field is out of range",
             429: "The month's file quota cannot hold every file, or too many concurrent jobs",
             500: "Pipeline failed to start",
+            503: "The quota keeper is not answering",
             **auth_errors,
         },
     )
