@@ -34,9 +34,9 @@ outside the known RFI bands is ``CANDIDATE_ET``.
 
 from __future__ import annotations
 
-import math
+import bisect
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -274,8 +274,6 @@ def find_events(
         return out
     # level 2: nothing in any OFF within the band the ON file's drift range spans in one observation
     off_freqs = sorted(h.freq_mhz for i in off_idx for h in files[i].hits)
-    import bisect
-
     for key in out.level1:
         i = key[0]
         h = by_key[key]
@@ -333,7 +331,7 @@ def _row(
     hit_id: str,
     in_n_ons: int | None,
     rfi: int,
-    delta_t: Any,
+    delta_t: Callable[[int], float],
 ) -> EventRow:
     return EventRow(
         index=row_index[key],
@@ -408,6 +406,3 @@ def events_csv_rows(outcome: CadenceOutcome) -> list[list[Any]]:
         )
     return rows
 
-
-def _finite(v: float) -> float | None:
-    return v if math.isfinite(v) else None

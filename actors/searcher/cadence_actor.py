@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import shutil
 import time
 import zipfile
@@ -25,7 +26,7 @@ from typing import Any, ClassVar
 
 from actors.runtime import Actor
 from actors.searcher.actor import fact_id
-from actors.searcher.storage_io import fetch_input, read_outcome, result_prefix
+from actors.searcher.storage_io import Outcome, fetch_input, read_outcome, result_prefix, write_outcome
 from schemas.base import Event
 from schemas.seti import CADENCE_EXPORT_FILES, CadenceSubmitted, ExportsWritten, JobCompleted, JobFailed
 from storage import ObjectStorage, open_storage
@@ -117,15 +118,11 @@ class CadenceActor(Actor):
             ExportsWritten(id=fact_id(c.cadence_id, "exports"), job_id=c.cadence_id, user_id=c.user_id, keys=keys,
                            correlation_id=c.cadence_id)
         )
-        from actors.searcher.storage_io import Outcome, write_outcome
-
         await write_outcome(self.storage, c.user_id, c.cadence_id,
                             Outcome(status="complete", event_id=fact_id(c.cadence_id, "completed"), exports_written=True))
         self.log.info("cadence complete", cadence_id=c.cadence_id, events=summary.get("events"))
 
     async def _fail(self, c: CadenceSubmitted, error: str) -> None:
-        from actors.searcher.storage_io import Outcome, write_outcome
-
         failed = await self.publish(
             JobFailed(id=fact_id(c.cadence_id, "failed"), job_id=c.cadence_id, user_id=c.user_id,
                       completed_at=int(time.time()), error=error[:2000], correlation_id=c.cadence_id)
@@ -152,8 +149,6 @@ def _event_step(
             for p in plots:
                 z.write(p, arcname=p.name)
         files["events_plots"] = str(zpath)
-    import json
-
     doc = json.loads(paths["events_json"].read_text())
     summary = {
         "cadence": True,
