@@ -98,3 +98,10 @@ def test_a_lone_file_never_says_candidate_et(tmp_path: Path) -> None:
     hits = _search(tmp_path, [Tone(1400.0 + FOFF * 9000, 1.1, 40.0)])
     assert {h.classification for h in hits} == {"DRIFTING_UNCONFIRMED"}
     assert "CANDIDATE_ET" in CLASSES  # the cadence step (tests/seti/test_cadence.py) gives it
+
+
+def test_a_drift_at_the_edge_of_the_range_is_narrowband_drifting(tmp_path: Path) -> None:
+    """Searched to ±1 Hz/s, a tone at 1 Hz/s may drift faster than the range: not a candidate."""
+    hits = _search(tmp_path, [Tone(1400.0 + FOFF * 9000, 1.0, 40.0)], max_drift=1.0)
+    h = _at(hits, 1400.0 + FOFF * 9000)
+    assert h.classification == "NARROWBAND_DRIFTING" and "at_drift_limit" in h.reasons  # type: ignore[attr-defined]
