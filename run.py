@@ -6,7 +6,7 @@
     python run.py replay --subject 'dsa.>' [--since ISO | --seq N] [--until ISO] [--follow]
     python run.py users create --email E --tier T [--role operator] | users set-tier --email E --tier T
     python run.py subscribers create NAME   read-only NATS credentials for an event subscriber
-    python run.py simulate ...   python run.py search FILE ...   python run.py config
+    python run.py simulate ...   python run.py search FILE ...   python run.py events ON1 OFF1 ...   python run.py config
 
 Processes started separately against one NATS (same --data-dir, or --nats-url) form one system.
 """
@@ -76,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, helptext in (
         ("users", "manage users and API keys"),
         ("simulate", "write simulated DSA-110 UVH5 files"),
-        ("search", "run the de-Doppler search on a local file"),
+        ("search", "run the de-Doppler search on a local file (turboSETI's -M/-s/-o/-n work too)"),
+        ("events", "ON/OFF cadence events from local files, as turboSETI's find_event_pipeline"),
     ):
         sp = sub.add_parser(name, parents=[common], help=helptext, add_help=False)
         sp.add_argument("rest", nargs=argparse.REMAINDER)
@@ -227,7 +228,7 @@ async def run_replay(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-PASSTHROUGH = ("users", "simulate", "search")
+PASSTHROUGH = ("users", "simulate", "search", "events")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -246,9 +247,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     logs.configure(settings.log_level)
+    command = args.command
+    if command in ("search", "events"):
+        # Local tools: neither the bus nor the actors are imported (about a second of fixed cost).
+        rest = [a for a in args.rest if a != "--"]
+        if command == "search":
+            from actors.searcher.cli import main as search_main
+
+            return search_main(rest)
+        from actors.searcher.events_cli import main as events_main
+
+        return events_main(rest)
     from actors import registry
 
-    command = args.command
     if command is None:
         return asyncio.run(run_system(settings, list(registry.ROLES), with_edge=True, embedded=True))
     if command == "actor":
@@ -280,10 +291,6 @@ def main(argv: list[str] | None = None) -> int:
         from sim.cli import main as simulate_main
 
         return simulate_main(rest)
-    if command == "search":
-        from actors.searcher.cli import main as search_main
-
-        return search_main(rest)
     return 2
 
 

@@ -13,6 +13,7 @@ ROLES: dict[str, str] = {
     "mosaicker": "actors.mosaicker.actor:MosaickerActor",
     "alerter": "actors.alerter.actor:AlerterActor",
     "searcher": "actors.searcher.actor:SearcherActor",
+    "cadence": "actors.searcher.cadence_actor:CadenceActor",
     "calibrator": "actors.calibrator.actor:CalibratorActor",
     "imager": "actors.imager.actor:ImagerActor",
 }

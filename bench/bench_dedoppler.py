@@ -1,7 +1,10 @@
 """Benchmark: our de-Doppler searcher against turboSETI 2.3.2 on the same files, in the same run.
 
 Run by hand:  .venv/bin/python bench/bench_dedoppler.py [--sizes 20,24] [--repeat 5] [--ts-repeat 2]
-              [--skip-turboseti-large]
+              [--skip-turboseti-large] [--whole]
+
+``--whole`` times the whole command lines instead (see :func:`whole_process`): ``run.py search`` with
+turboSETI's flags against turboSETI's own ``turboSETI`` command, on the same files.
 
 * Files (SIGPROC .fil, float32, Breakthrough Listen high-resolution header: Δf = −2.79 Hz,
   t_samp = 18.25 s, 16 steps) with Gaussian noise and drifting tones at SNR 20–60 and drifts within
@@ -143,6 +146,60 @@ def med(xs: list[float]) -> float:
     return statistics.median(xs)
 
 
+def timed(cmd: list[str], path: Path) -> float:
+    """Wall time of one whole command (a fresh process), the file in the page cache."""
+    cache_file(path)
+    t = time.perf_counter()
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    if r.returncode:
+        raise RuntimeError(f"{cmd[:3]} failed:\n{r.stderr[-3000:]}")
+    return wall
+
+
+def whole_process(sizes: list[int], repeat: int, ts_repeat: int, skip_turboseti: bool) -> None:
+    """The whole command line, as a user runs it, side by side: ``run.py search FILE -M 4 -s 10 -o DIR``
+    with ``--formats dat`` (what turboSETI writes) and with every export, against ``turboSETI FILE -M 4
+    -s 10 -o DIR -n N`` (which also writes its .h5 conversion and a .log).  Median of ``repeat`` runs for
+    ours, ``ts_repeat`` for turboSETI (once above 2^20: it is slow)."""
+    ts_cli = TS_VENV / "bin" / "turboSETI"
+    print(f"\nwhole process; load average before: {load()}", flush=True)
+    lines = []
+    for log2n in sizes:
+        path = make_file(log2n)
+        out = OUT / f"whole_2e{log2n}"
+        ours_dat = [
+            timed([sys.executable, str(ROOT / "run.py"), "search", str(path), "-M", "4", "-s", "10", "-o",
+                   str(out / "dat"), "--formats", "dat", "--quiet"], path)
+            for _ in range(repeat)
+        ]
+        ours_all = [
+            timed([sys.executable, str(ROOT / "run.py"), "search", str(path), "-M", "4", "-s", "10", "-o",
+                   str(out / "all"), "--quiet"], path)
+            for _ in range(max(1, repeat // 2))
+        ]
+        ts: list[float] = []
+        if not skip_turboseti:
+            for _ in range(ts_repeat if log2n <= 20 else 1):
+                d = out / "turboseti"
+                subprocess.run(["rm", "-rf", str(d)], check=True)
+                d.mkdir(parents=True)
+                ts.append(timed([str(ts_cli), str(path), "-M", "4", "-s", "10", "-o", str(d), "-n",
+                                 str(max(1, (1 << log2n) >> 20))], path))
+        line = (
+            f"| 2^{log2n} × 16 | {med(ours_dat):.2f} ({len(ours_dat)}) | {med(ours_all):.2f} ({len(ours_all)}) | "
+            + (f"{med(ts):.1f} ({len(ts)}) | {med(ts) / med(ours_dat):.1f}× | {med(ts) / med(ours_all):.1f}× |"
+               if ts else "– | – | – |")
+        )
+        print(line, flush=True)
+        lines.append(line)
+    print(f"load average after: {load()}")
+    print("\n| file | ours, --formats dat: s (n) | ours, every export: s (n) | turboSETI s (n) "
+          "| speed-up, dat | speed-up, every export |")
+    print("|---|---|---|---|---|---|")
+    print("\n".join(lines))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="20,24")
@@ -152,9 +209,13 @@ def main() -> None:
     ap.add_argument("--ts-repeat", type=int, default=2, help="turboSETI searches of files up to 2^20 channels")
     ap.add_argument("--skip-turboseti", action="store_true")
     ap.add_argument("--skip-turboseti-large", action="store_true", help="no turboSETI on the 2^24 file")
+    ap.add_argument("--whole", action="store_true", help="only the whole-process comparison of the command lines")
     args = ap.parse_args()
     if not args.skip_turboseti:
         ensure_turboseti()
+    if args.whole:
+        whole_process([int(s) for s in args.sizes.split(",")], args.repeat, args.ts_repeat, args.skip_turboseti)
+        return
     small = OUT / "warm.fil"
     if not small.exists():
         OUT.mkdir(parents=True, exist_ok=True)

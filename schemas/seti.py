@@ -20,6 +20,14 @@ EXPORT_FILES: dict[str, str] = {
 }
 
 
+#: The exports of a cadence job (``POST /analyze-cadence``): download format -> file name.
+CADENCE_EXPORT_FILES: dict[str, str] = {
+    "events_csv": "events.csv",
+    "events_json": "events.json",
+    "events_plots": "event_plots.zip",
+}
+
+
 class JobSubmitted(Event, frozen=True, tag="seti.job.submitted"):
     job_id: str
     user_id: str
@@ -30,6 +38,23 @@ class JobSubmitted(Event, frozen=True, tag="seti.job.submitted"):
     created_at: int
     max_drift: float = 4.0
     min_snr: float = 10.0
+
+
+class CadenceSubmitted(Event, frozen=True, tag="seti.cadence.submitted"):
+    """An ON/OFF cadence: its searches are the jobs ``job_ids`` (one per file, in the order observed);
+    the cadence itself is the job ``cadence_id``, completed by the event step."""
+
+    cadence_id: str
+    user_id: str
+    job_ids: list[str]
+    file_keys: list[str]
+    filenames: list[str]
+    on: list[bool]
+    source_name: str
+    created_at: int
+    max_drift: float = 4.0
+    min_snr: float = 10.0
+    filter_level: int = 3
 
 
 class JobProgressed(Event, frozen=True, tag="seti.job.progressed"):
@@ -49,10 +74,14 @@ class JobCompleted(Event, frozen=True, tag="seti.job.completed"):
 
 
 class JobFailed(Event, frozen=True, tag="seti.job.failed"):
+    """A job that failed.  ``charged`` is False when the service failed it (a crashed or dead-lettered
+    worker, a timeout): the quota keeper and the usage read model then give the file back."""
+
     job_id: str
     user_id: str
     completed_at: int
     error: str
+    charged: bool = True
 
 
 class ExportsWritten(Event, frozen=True, tag="seti.exports.written"):

@@ -32,6 +32,7 @@ from schemas.base import Event, encode
 from schemas.events import decode
 from schemas.ops import DeadLettered
 from schemas.seti import (
+    CadenceSubmitted,
     ExportsExpired,
     ExportsWritten,
     JobCompleted,
@@ -62,6 +63,7 @@ class QuotaKeeperActor(Actor):
     )
     publishes: ClassVar[tuple[type[Event], ...]] = (
         JobSubmitted,
+        CadenceSubmitted,
         UserUpdated,
         KeyCreated,
         KeyRevoked,
@@ -76,6 +78,7 @@ class QuotaKeeperActor(Actor):
         self._subs = []
         handlers: dict[str, tuple[type[Any], Callable[[Any], Awaitable[dict[str, Any]]]]] = {
             "admit": (commands.Admit, self.admit),
+            "admit_cadence": (commands.AdmitCadence, self.admit_cadence),
             "create_key": (commands.CreateKey, self.create_key),
             "revoke_key": (commands.RevokeKey, self.revoke_key),
             "create_user": (commands.CreateUser, self.create_user),
@@ -167,6 +170,80 @@ class QuotaKeeperActor(Actor):
         self.log.info("job admitted", job_id=job_id, user_id=cmd.user_id, file_size=size)
         return {"job_id": job_id, "created_at": now, "file_size": size, "seq": seq}
 
+    async def admit_cadence(self, cmd: commands.AdmitCadence) -> dict[str, Any]:
+        """Admit a cadence: every file is checked and counted like one ``admit``, all or none; then one
+        ``seti.job.submitted`` per file and a ``seti.cadence.submitted`` naming them, in that order."""
+        user = await self.ledger.user(cmd.user_id)
+        if user is None:
+            raise CommandError(403, "unknown user", "FORBIDDEN")
+        tier = tiers.get(user.tier)
+        sizes = []
+        for f in cmd.files:
+            size = await self.storage.head(f.file_key)
+            if size is None:
+                raise CommandError(404, f"file not found in storage (upload first): {f.file_key}", "FILE_NOT_FOUND")
+            if size > tier.max_file_mb * MB:
+                raise CommandError(
+                    413,
+                    f"{f.filename} is {size / MB:.1f} MB; the {tier.name} tier allows {tier.max_file_mb} MB per file",
+                    "FILE_TOO_LARGE",
+                )
+            sizes.append(size)
+        now = int(time.time())
+        cadence_id = str(uuid.uuid4())
+        job_ids = [str(uuid.uuid4()) for _ in cmd.files]
+        await self.ledger.admit_many(
+            cmd.user_id,
+            [(j, f.file_key) for j, f in zip(job_ids, cmd.files, strict=True)],
+            now,
+            tier.files_per_month,
+            tiers.MAX_RUNNING_JOBS,
+        )
+        published = 0
+        try:
+            for job_id, f, size in zip(job_ids, cmd.files, sizes, strict=True):
+                await self._publish(
+                    JobSubmitted(
+                        job_id=job_id,
+                        user_id=cmd.user_id,
+                        file_key=f.file_key,
+                        filename=f.filename,
+                        source_name=cmd.source_name if f.on else f"{cmd.source_name} (OFF)",
+                        file_size=size,
+                        created_at=now,
+                        max_drift=cmd.max_drift,
+                        min_snr=cmd.min_snr,
+                        correlation_id=cadence_id,
+                    )
+                )
+                published += 1
+            seq = await self._publish(
+                CadenceSubmitted(
+                    cadence_id=cadence_id,
+                    user_id=cmd.user_id,
+                    job_ids=job_ids,
+                    file_keys=[f.file_key for f in cmd.files],
+                    filenames=[f.filename for f in cmd.files],
+                    on=[f.on for f in cmd.files],
+                    source_name=cmd.source_name,
+                    created_at=now,
+                    max_drift=cmd.max_drift,
+                    min_snr=cmd.min_snr,
+                    filter_level=cmd.filter_level,
+                    correlation_id=cadence_id,
+                )
+            )
+        except Exception as exc:
+            for job_id in job_ids[published:]:
+                await self.ledger.unadmit(job_id)
+            self.log.error("cadence submission failed", cadence_id=cadence_id, error=repr(exc))
+            raise CommandError(
+                500, f"pipeline failed to start; {published} of {len(job_ids)} searches were started and counted",
+                "PIPELINE_START_FAILED",
+            ) from None
+        self.log.info("cadence admitted", cadence_id=cadence_id, user_id=cmd.user_id, files=len(job_ids))
+        return {"job_id": cadence_id, "job_ids": job_ids, "created_at": now, "seq": seq}
+
     async def create_key(self, cmd: commands.CreateKey) -> dict[str, Any]:
         user = await self.ledger.user(cmd.user_id)
         if user is None:
@@ -232,6 +309,8 @@ class QuotaKeeperActor(Actor):
         elif isinstance(event, JobCompleted | JobFailed):
             state = "complete" if isinstance(event, JobCompleted) else "failed"
             await self.ledger.finish(event.job_id, event.user_id, state, event.completed_at)
+            if isinstance(event, JobFailed) and not event.charged and await self.ledger.refund(event.job_id):
+                self.log.info("failed by the service: not charged", job_id=event.job_id)
             await self._prune(event.user_id)
         elif isinstance(event, ExportsWritten):
             await self.ledger.record_exports(event.job_id, event.user_id, event.keys)
@@ -255,7 +334,9 @@ class QuotaKeeperActor(Actor):
             job_id=job.job_id,
             user_id=job.user_id,
             completed_at=int(time.time()),
-            error=f"the job could not be processed after {dead.deliveries} attempts: {dead.reason}",
+            error=f"the job could not be processed after {dead.deliveries} attempts: {dead.reason}; "
+            "a failure of the service, so it is not charged to your quota",
+            charged=False,
             correlation_id=job.correlation_id or job.job_id,
         )
         await self._publish(failed)

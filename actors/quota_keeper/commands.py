@@ -58,3 +58,20 @@ class CreateUser(msgspec.Struct, kw_only=True):
 class SetTier(msgspec.Struct, kw_only=True):
     email: str
     tier: str
+
+
+class CadenceFile(msgspec.Struct, kw_only=True):
+    file_key: str
+    filename: str
+    on: bool
+
+
+class AdmitCadence(msgspec.Struct, kw_only=True):
+    """An ON/OFF cadence: one search job per file (each counted), then the event step."""
+
+    user_id: str
+    files: list[CadenceFile]
+    source_name: str
+    max_drift: float = 4.0
+    min_snr: float = 10.0
+    filter_level: int = 3

@@ -35,7 +35,8 @@ SCHEMA = (
     """CREATE TABLE IF NOT EXISTS jobs (
         job_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, file_key TEXT NOT NULL, created_at INTEGER NOT NULL,
         state TEXT NOT NULL, finished_at INTEGER, pruned INTEGER NOT NULL DEFAULT 0,
-        exports TEXT NOT NULL DEFAULT '{}', exports_removed INTEGER NOT NULL DEFAULT 0)""",
+        exports TEXT NOT NULL DEFAULT '{}', exports_removed INTEGER NOT NULL DEFAULT 0,
+        refunded INTEGER NOT NULL DEFAULT 0)""",
     "CREATE INDEX IF NOT EXISTS jobs_user ON jobs(user_id, state)",
     """CREATE TABLE IF NOT EXISTS admissions (
         user_id TEXT NOT NULL, request_id TEXT NOT NULL, job_id TEXT NOT NULL, created_at INTEGER NOT NULL,
@@ -97,6 +98,10 @@ class Ledger:
         await self._db.execute("PRAGMA busy_timeout=10000")
         for statement in SCHEMA:
             await self._db.execute(statement)
+        async with self._db.execute("PRAGMA table_info(jobs)") as cur:
+            columns = {row[1] for row in await cur.fetchall()}
+        if "refunded" not in columns:  # ledgers written before failed jobs were refunded
+            await self._db.execute("ALTER TABLE jobs ADD COLUMN refunded INTEGER NOT NULL DEFAULT 0")
 
     async def close(self) -> None:
         if self._db is not None:
@@ -238,6 +243,52 @@ class Ledger:
             if event:
                 await db.execute("INSERT OR REPLACE INTO unstored VALUES (?,?,?)", (job_id, now, event))
         return used + 1
+
+    async def admit_many(
+        self, user_id: str, jobs: list[tuple[str, str]], now: int, files_per_month: int, max_running: int
+    ) -> int:
+        """Count and record the searches of a cadence (``(job_id, file_key)`` each) at once, or none and
+        raise 429: every file counts toward the month, and the cadence is admitted when a single job
+        would be (fewer than ``max_running`` running), since its searches are one request."""
+        month = month_of(now)
+        async with self._tx() as db:
+            async with db.execute("SELECT count FROM usage WHERE user_id=? AND month=?", (user_id, month)) as cur:
+                row = await cur.fetchone()
+            used = int(row[0]) if row else 0
+            if used + len(jobs) > files_per_month:
+                raise LedgerError(
+                    429,
+                    f"monthly limit reached: a cadence of {len(jobs)} files needs {len(jobs)} of the "
+                    f"{files_per_month - used} left this month (resets on the 1st, UTC)",
+                )
+            async with db.execute("SELECT COUNT(*) FROM jobs WHERE user_id=? AND state='running'", (user_id,)) as cur:
+                running = int((await cur.fetchone() or (0,))[0])
+            if running >= max_running:
+                raise LedgerError(
+                    429, f"too many concurrent jobs: {running} running (max {max_running}); wait for one to finish"
+                )
+            await db.executemany(
+                "INSERT INTO jobs (job_id, user_id, file_key, created_at, state) VALUES (?,?,?,?,'running')",
+                [(job_id, user_id, key, now) for job_id, key in jobs],
+            )
+            await db.execute(
+                "INSERT INTO usage VALUES (?,?,?) ON CONFLICT(user_id, month) DO UPDATE SET count=count+?",
+                (user_id, month, len(jobs), len(jobs)),
+            )
+        return used + len(jobs)
+
+    async def refund(self, job_id: str) -> bool:
+        """Give back the count of a job the service failed; once per job (False when already given)."""
+        async with self._tx() as db:
+            async with db.execute("SELECT user_id, created_at FROM jobs WHERE job_id=? AND refunded=0", (job_id,)) as cur:
+                row = await cur.fetchone()
+            if row is None:
+                return False
+            await db.execute("UPDATE jobs SET refunded=1 WHERE job_id=?", (job_id,))
+            await db.execute(
+                "UPDATE usage SET count=MAX(count-1, 0) WHERE user_id=? AND month=?", (row[0], month_of(row[1]))
+            )
+        return True
 
     async def unadmit(self, job_id: str) -> None:
         """Undo an admission whose job could not be published (nothing was started)."""

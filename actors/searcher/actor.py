@@ -58,6 +58,10 @@ from schemas.seti import ExportsWritten, JobCompleted, JobFailed, JobProgressed,
 from storage import ObjectStorage, open_storage
 
 PROGRESS_INTERVAL_S = 0.25
+#: Charging (README "Failed jobs and quotas"): the file the user sent was read and rejected, so it counts;
+#: a job the service could not finish does not.
+INPUT_CHARGED = "The file was read and rejected, so it counts toward this month's quota"
+SERVICE_NOT_CHARGED = "A failure of the service: it is not charged to your quota"
 _ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "observatory/searcher")
 
 
@@ -131,7 +135,11 @@ class SearcherActor(Actor):
             if outcome is not None or delivery < self.settings.max_deliveries:
                 raise  # retried by the runtime (and dead-lettered after the last delivery)
             self.log.exception("job failed on its last delivery", job_id=job.job_id, delivery=delivery)
-            await self._fail(job, f"internal error after {delivery} attempts: {type(exc).__name__}: {exc}")
+            await self._fail(
+                job,
+                f"internal error after {delivery} attempts: {type(exc).__name__}: {exc}. {SERVICE_NOT_CHARGED}",
+                charged=False,
+            )
 
     async def _run(self, job: JobSubmitted, outcome: Outcome | None) -> None:
         async with fetch_input(self.storage, job.file_key, self.work_dir / "downloads") as path:
@@ -140,7 +148,7 @@ class SearcherActor(Actor):
                     result = await self._search(job, path, report=True)
                 except ValueError as exc:  # FilterbankError and bad parameters: the file will not get better
                     kind = "invalid filterbank file" if isinstance(exc, FilterbankError) else "cannot search the file"
-                    await self._fail(job, f"{kind} {job.filename!r}: {exc}")
+                    await self._fail(job, f"{kind} {job.filename!r}: {exc}. {INPUT_CHARGED}")
                     return
                 completed = await self.publish(
                     JobCompleted(
@@ -177,7 +185,7 @@ class SearcherActor(Actor):
         outcome.exports_written = True
         await write_outcome(self.storage, job.user_id, job.job_id, outcome)
 
-    async def _fail(self, job: JobSubmitted, error: str) -> None:
+    async def _fail(self, job: JobSubmitted, error: str, *, charged: bool = True) -> None:
         failed = await self.publish(
             JobFailed(
                 id=fact_id(job.job_id, "failed"),
@@ -185,6 +193,7 @@ class SearcherActor(Actor):
                 user_id=job.user_id,
                 completed_at=int(time.time()),
                 error=error[:2000],
+                charged=charged,
                 correlation_id=job.correlation_id or job.job_id,
             )
         )

@@ -12,6 +12,8 @@ import io
 import json
 import math
 import os
+from collections.abc import Collection
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +23,7 @@ from .filterbank import FilterbankInfo, open_filterbank, read_window
 
 if TYPE_CHECKING:
     from .hits import Hit
-    from .pipeline import SearchResult
+    from .result import SearchResult
 
 from schemas.seti import EXPORT_FILES
 
@@ -45,9 +47,11 @@ CSV_COLUMNS = (
     "confidence",
     "coarse_channel",
     "channel",
+    "channel_file",
     "drift_index",
     "persistence",
     "width_channels",
+    "snr_refined",
     "reasons",
 )
 
@@ -67,7 +71,7 @@ def csv_text(result: SearchResult) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(CSV_COLUMNS)
     for h in result.sorted_hits():
-        d = h.to_dict()
+        d = result.hit_dict(h)
         d["source_name"] = result.source_name
         d["reasons"] = ";".join(h.reasons)
         w.writerow([d[c] for c in CSV_COLUMNS])
@@ -77,7 +81,7 @@ def csv_text(result: SearchResult) -> str:
 def catalog_entries(result: SearchResult) -> list[dict[str, Any]]:
     out = []
     for h in result.sorted_hits():
-        d = {"source_name": result.source_name, **h.to_dict()}
+        d = {"source_name": result.source_name, **result.hit_dict(h)}
         d["frequency_mhz"] = round(h.frequency_hz / 1e6, 9)
         out.append(d)
     return out
@@ -89,6 +93,7 @@ def classified_entries(result: SearchResult) -> list[dict[str, Any]]:
             "frequency_hz": round(h.frequency_hz, 3),
             "drift_rate": round(h.drift_rate, 6),
             "snr": round(h.snr, 3),
+            "snr_refined": round(h.snr_refined, 3),
             "classification": h.classification,
             "confidence": round(h.confidence, 4),
             "interestingness": round(h.interestingness, 4),
@@ -117,6 +122,7 @@ def write_fits(result: SearchResult, path: Path) -> None:
         col("frequency_hz", "D", [h.frequency_hz for h in hits], "Hz"),
         col("drift_rate", "D", [h.drift_rate for h in hits], "Hz/s"),
         col("snr", "E", [h.snr for h in hits]),
+        col("snr_refined", "E", [h.snr_refined for h in hits]),
         col("classification", "21A", [h.classification for h in hits]),
         col("interestingness", "E", [h.interestingness for h in hits]),
         col("confidence", "E", [h.confidence for h in hits]),
@@ -124,6 +130,7 @@ def write_fits(result: SearchResult, path: Path) -> None:
         col("source", "16A", [h.source for h in hits]),
         col("coarse_channel", "J", [h.coarse_channel for h in hits]),
         col("channel", "K", [h.channel for h in hits]),
+        col("channel_file", "K", [result.file_channel(h) for h in hits]),
         col("drift_index", "J", [h.drift_index for h in hits]),
         col("persistence", "E", [h.persistence for h in hits]),
         col("width_channels", "J", [h.width_channels for h in hits], "channel"),
@@ -132,7 +139,8 @@ def write_fits(result: SearchResult, path: Path) -> None:
     hdr = table.header
     hdr["SRC_NAME"] = (result.source_name[:60], "source name")
     hdr["TSTART"] = (result.tstart, "[MJD] start of observation")
-    hdr["FCH1"] = (result.fch1_mhz, "[MHz] frequency of file channel 0")
+    hdr["FCH1"] = (result.fch1_mhz, "[MHz] freq of channel_file 0")
+    hdr["CHANORD"] = ("ascending", "channel from lowest freq; channel_file: file")
     hdr["FOFF"] = (result.foff_mhz, "[MHz] channel width (signed, as in file)")
     hdr["TSAMP"] = (result.tsamp, "[s] sampling time")
     hdr["NCHANS"] = (result.nchans, "fine channels")
@@ -309,19 +317,52 @@ def write_waterfalls(result: SearchResult, info: FilterbankInfo, path: Path, thu
 
 
 def write_all(
-    result: SearchResult, source_file: str | os.PathLike[str], out_dir: str | os.PathLike[str]
+    result: SearchResult,
+    source_file: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    formats: Collection[str] | None = None,
 ) -> dict[str, Path]:
-    """Write every export to ``out_dir``; returns format name → path."""
+    """Write every export (or only ``formats``) to ``out_dir``; returns format name → path.
+
+    Only what is asked for is imported: ``formats={"dat"}`` (turboSETI's output alone) never loads
+    astropy or matplotlib, which is most of a small search's wall time.  The FITS catalogue and the
+    PNGs, the two slow ones, are written on two threads while this one writes the text formats.
+    """
+    wanted = set(EXPORT_FILES) if formats is None else set(formats)
+    unknown = wanted - set(EXPORT_FILES)
+    if unknown:
+        raise ValueError(f"unknown export format(s): {', '.join(sorted(unknown))}; choose from {', '.join(EXPORT_FILES)}")
+    if "waterfall_thumb" in wanted:
+        wanted.add("waterfall")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {k: out / v for k, v in EXPORT_FILES.items()}
-    paths["dat"] = out / f"{Path(source_file).stem or 'hits'}.dat"  # turboSETI names it after the file
-    _atomic_write(paths["json"], _json_bytes(result.to_dict()))
-    _atomic_write(paths["csv"], csv_text(result).encode())
-    _atomic_write(paths["catalog_json"], _json_bytes(catalog_entries(result)))
-    _atomic_write(paths["classified"], _json_bytes(classified_entries(result)))
-    write_fits(result, paths["fits"])
-    _atomic_write(paths["dat"], dat_text(result, paths["dat"].name).encode())
-    info = open_filterbank(source_file)
-    write_waterfalls(result, info, paths["waterfall"], paths["waterfall_thumb"])
+    paths = {k: out / v for k, v in EXPORT_FILES.items() if k in wanted}
+    if "dat" in wanted:
+        paths["dat"] = out / f"{Path(source_file).stem or 'hits'}.dat"  # turboSETI names it after the file
+    if "waterfall" in wanted:
+        paths["waterfall_thumb"] = out / EXPORT_FILES["waterfall_thumb"]
+    with ThreadPoolExecutor(2, thread_name_prefix="export") as pool:
+        jobs: list[Future[None]] = []
+        if "fits" in wanted:
+            jobs.append(pool.submit(write_fits, result, paths["fits"]))
+        if "waterfall" in wanted:
+            jobs.append(
+                pool.submit(
+                    lambda: write_waterfalls(
+                        result, open_filterbank(source_file), paths["waterfall"], paths["waterfall_thumb"]
+                    )
+                )
+            )
+        if "json" in wanted:
+            _atomic_write(paths["json"], _json_bytes(result.to_dict()))
+        if "csv" in wanted:
+            _atomic_write(paths["csv"], csv_text(result).encode())
+        if "catalog_json" in wanted:
+            _atomic_write(paths["catalog_json"], _json_bytes(catalog_entries(result)))
+        if "classified" in wanted:
+            _atomic_write(paths["classified"], _json_bytes(classified_entries(result)))
+        if "dat" in wanted:
+            _atomic_write(paths["dat"], dat_text(result, paths["dat"].name).encode())
+        for job in jobs:
+            job.result()
     return paths

@@ -26,8 +26,9 @@ A tree path is only an approximation of a straight line: a track one channel wid
 and all of its power on the best tree path (median 13/16 for N = 16), and the best tree drift can be
 up to two bins off.  So local maxima are taken at ``0.65 × min_snr`` on the tree's SNR, and each is
 refined by :func:`refine_line` — exact sums along straight tracks within ±2 channels and ±2 drift bins,
-in quarter steps — and kept if the refined SNR reaches ``min_snr``.  ``Hit.snr`` is the refined value
-and ``Hit.snr_taylor`` the tree's (the number turboSETI would print).
+in quarter steps — and kept if its SNR reaches ``min_snr``.  ``Hit.snr`` is the tree's SNR (the number turboSETI prints
+and cuts on) and ``Hit.snr_refined`` the straight track's (about 5 % higher).  The threshold applies to
+``snr`` unless ``cut_on="refined"``, so that a hit list matches turboSETI's near the threshold.
 
 False-alarm rate (documented, and checked by the tests)
 --------------------------------------------------------
@@ -82,8 +83,8 @@ class Hit:
     channel: int  # ascending global channel index of the path at the first time step
     coarse_channel: int  # ascending coarse channel index
     drift_index: int  # signed, in drift-resolution units
-    snr: float  # of the refined straight track
-    snr_taylor: float = 0.0  # of the best tree path (turboSETI's number)
+    snr: float  # of the best tree path: turboSETI's SNR, the one printed in the .dat and cut on
+    snr_refined: float = 0.0  # of the refined straight track
     drift_bins: float = 0.0  # refined drift in units of the drift resolution
     frequency_hz: float = 0.0  # centre frequency of `channel`
     drift_rate: float = 0.0  # Hz/s (physical sign: > 0 rises in frequency)
@@ -96,12 +97,17 @@ class Hit:
     source: str = "dedoppler"
     reasons: list[str] = field(default_factory=list)
 
+    @property
+    def snr_taylor(self) -> float:
+        """turboSETI's SNR (the name this field had before ``snr`` became it)."""
+        return self.snr
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "frequency_hz": round(self.frequency_hz, 3),
             "drift_rate": round(self.drift_rate, 6),
             "snr": round(self.snr, 3),
-            "snr_taylor": round(self.snr_taylor, 3),
+            "snr_refined": round(self.snr_refined, 3),
             "classification": self.classification,
             "interestingness": round(self.interestingness, 4),
             "rfi_source": self.rfi_source,
@@ -335,6 +341,7 @@ def search_coarse_channel(
     dc_col: int | None,
     coarse_channel: int = 0,
     channel_offset: int = 0,
+    cut_on: str = "taylor",
 ) -> tuple[list[Hit], dict[str, float]]:
     """Search one coarse channel (float32 (ntime, n), ascending frequency; modified in place).
 
@@ -367,7 +374,7 @@ def search_coarse_channel(
     refined: list[tuple[float, int, float, float]] = []
     for q in range(idx.size):
         s_line = (float(sums[q]) - median) / std
-        if s_line >= min_snr:
+        if (float(snr_tree[q]) if cut_on == "taylor" else s_line) >= min_snr:
             refined.append((s_line, int(cs[q]), float(dds[q]), float(snr_tree[q])))
     row_sigma = _row_sigma(data) if refined else np.zeros(ntime)
     if refined:
@@ -385,8 +392,8 @@ def search_coarse_channel(
                 channel=channel_offset + c,
                 coarse_channel=coarse_channel,
                 drift_index=d_int,
-                snr=s_line,
-                snr_taylor=s_tree,
+                snr=s_tree,
+                snr_refined=s_line,
                 drift_bins=dd,
                 persistence=persistence,
                 width_channels=width,

@@ -173,7 +173,7 @@ async def test_search_job_live_progress_results_and_every_download(
             and abs(c["drift_rate"] - tone.drift_rate) <= res + 1e-9
         ]
         assert match, (tone, results["top_candidates"])
-        assert match[0]["snr"] >= 10 and match[0]["classification"] in ("CANDIDATE_ET", "NARROWBAND_DRIFTING")
+        assert match[0]["snr"] >= 10 and match[0]["classification"] in ("DRIFTING_UNCONFIRMED", "NARROWBAND_DRIFTING")
 
     # every download format is available, and each is what it says it is
     files: dict[str, bytes] = {}

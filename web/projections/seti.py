@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 import aiosqlite
 
 from schemas.seti import (
+    CadenceSubmitted,
     ExportsExpired,
     ExportsWritten,
     JobCompleted,
@@ -125,6 +126,29 @@ async def project_job_submitted(db: aiosqlite.Connection, e: JobSubmitted, seq: 
     _job_changed(e.job_id)
 
 
+@projects(CadenceSubmitted, topics=NO_TOPICS)
+async def project_cadence_submitted(db: aiosqlite.Connection, e: CadenceSubmitted, seq: int) -> None:
+    """A cadence is a job of its own (its events), shown and downloaded like any; its files' searches
+    are the jobs that count toward usage, so the cadence itself does not."""
+    await db.execute(
+        """INSERT OR IGNORE INTO seti_jobs (job_id, user_id, status, source_name, filename, file_key, file_size,
+             created_at, max_drift, min_snr, seq) VALUES (?,?,'processing',?,?,?,?,?,?,?,?)""",
+        (
+            e.cadence_id,
+            e.user_id,
+            e.source_name,
+            f"cadence of {len(e.job_ids)} files: " + ", ".join(e.filenames),
+            "",
+            0,
+            e.created_at,
+            e.max_drift,
+            e.min_snr,
+            seq,
+        ),
+    )
+    _job_changed(e.cadence_id)
+
+
 @projects(JobProgressed, topics=NO_TOPICS)
 async def project_job_progressed(db: aiosqlite.Connection, e: JobProgressed, seq: int) -> None:
     await db.execute(
@@ -147,10 +171,18 @@ async def project_job_completed(db: aiosqlite.Connection, e: JobCompleted, seq: 
 
 @projects(JobFailed, topics=NO_TOPICS)
 async def project_job_failed(db: aiosqlite.Connection, e: JobFailed, seq: int) -> None:
+    async with db.execute("SELECT status, user_id, created_at FROM seti_jobs WHERE job_id=?", (e.job_id,)) as cur:
+        before = await cur.fetchone()
     await db.execute(
         "UPDATE seti_jobs SET status='failed', completed_at=?, error=?, seq=? WHERE job_id=? AND status!='complete'",
         (e.completed_at, e.error, seq, e.job_id),
     )
+    if not e.charged and before is not None and before[0] not in ("complete", "failed"):
+        # failed by the service: the file is given back (once: the job is failed from now on)
+        await db.execute(
+            "UPDATE seti_usage SET count=MAX(count-1, 0) WHERE user_id=? AND month=?",
+            (before[1], month_of(before[2])),
+        )
     _job_changed(e.job_id)
 
 

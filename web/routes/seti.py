@@ -25,7 +25,7 @@ from aiohttp import web
 
 from actors.quota_keeper import commands, keys, tiers
 from bus.request import CommandUnavailable, request
-from schemas.seti import EXPORT_FILES, ReportSubmitted
+from schemas.seti import CADENCE_EXPORT_FILES, EXPORT_FILES, ReportSubmitted
 from storage import MB, PART_SIZE, SINGLE_PUT_MAX, URL_TTL_S, StorageError, open_storage, parts_for
 from web.auth import Principal, require_key
 from web.errors import ApiError
@@ -42,8 +42,10 @@ ADMIT_MARGIN_S = 1.0  # the keeper's deadline is this much before ours: a reply 
 IDEMPOTENCY_WINDOW_S = 86400  # a client's own Idempotency-Key is remembered for a day
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
 ALLOWED_SUFFIXES = (".fil", ".h5")
-#: download formats: file name in the response (and the export's name in storage)
-FORMATS = EXPORT_FILES
+#: download formats: file name in the response (and the export's name in storage); a search job has
+#: the first ones, a cadence job the events_* ones
+FORMATS = {**EXPORT_FILES, **CADENCE_EXPORT_FILES}
+MAX_CADENCE_FILES = 12
 
 
 # -- request and response bodies --------------------------------------------------------------
@@ -117,6 +119,30 @@ def admission_request_id(header: str | None) -> str:
             {"field": "Idempotency-Key"},
         )
     return "key:" + header
+
+
+class CadenceFileRequest(msgspec.Struct, kw_only=True):
+    file_key: str
+    on: bool
+    filename: str | None = None
+
+
+class AnalyzeCadenceRequest(msgspec.Struct, kw_only=True):
+    """An ON/OFF cadence, files in the order observed, each flagged ON (target) or OFF (reference)."""
+
+    files: list[CadenceFileRequest]
+    source_name: str | None = None
+    max_drift: Annotated[float, msgspec.Meta(gt=0, le=50)] = 4.0
+    min_snr: Annotated[float, msgspec.Meta(gt=0)] = 10.0
+    filter_level: Annotated[int, msgspec.Meta(ge=1, le=3)] = 3
+
+
+class AnalyzeCadenceResponse(msgspec.Struct, kw_only=True):
+    job_id: str
+    status: str
+    message: str
+    status_url: str
+    search_job_ids: list[str]
 
 
 class AnalyzeResponse(msgspec.Struct, kw_only=True):
@@ -473,6 +499,69 @@ def register(edge: Edge) -> None:
             status="submitted",
             message=f"Processing started. Poll GET /jobs/{job_id} for status.",
             status_url=f"/jobs/{job_id}",
+        )
+        return json_response(out, status=202)
+
+    @api.route(
+        "POST",
+        "/analyze-cadence",
+        request=AnalyzeCadenceRequest,
+        response=AnalyzeCadenceResponse,
+        status=202,
+        tag=TAG,
+        auth="key",
+        summary="Search an ON/OFF cadence (one job per file, each counted) and find its events, as turboSETI's "
+        "find_event_pipeline; poll the returned job, download events_csv / events_json / events_plots",
+        responses={
+            400: "Invalid JSON body, a field missing, a key not from /upload-url, or not a cadence (2-12 files, "
+            "at least one ON and one OFF)",
+            403: "A file_key belongs to a different user",
+            404: "A file is not in storage (upload first)",
+            413: "A file exceeds the tier's size limit",
+            422: "A field is out of range",
+            429: "The month's file quota cannot hold every file, or too many concurrent jobs",
+            500: "Pipeline failed to start",
+            503: "The quota keeper is not answering",
+            **auth_errors,
+        },
+    )
+    async def analyze_cadence(req: web.Request) -> web.Response:
+        principal = await require_key(req)
+        body = await read_json(req, AnalyzeCadenceRequest)
+        n = len(body.files)
+        if not 2 <= n <= MAX_CADENCE_FILES:
+            raise ApiError(400, f"a cadence has 2 to {MAX_CADENCE_FILES} files; got {n}", "INVALID_CADENCE",
+                           {"field": "files"})
+        if all(f.on for f in body.files) or not any(f.on for f in body.files):
+            raise ApiError(400, "a cadence needs at least one ON and one OFF file", "INVALID_CADENCE",
+                           {"field": "files"})
+        for f in body.files:
+            _own_key(principal, f.file_key)
+        files = [
+            commands.CadenceFile(
+                file_key=f.file_key, filename=(f.filename or "").strip() or f.file_key.rsplit("/", 1)[-1], on=f.on
+            )
+            for f in body.files
+        ]
+        first_on = next(f for f in files if f.on)
+        admitted = await command(
+            "admit_cadence",
+            commands.AdmitCadence(
+                user_id=principal.user_id,
+                files=files,
+                source_name=(body.source_name or "").strip() or first_on.filename,
+                max_drift=body.max_drift,
+                min_snr=body.min_snr,
+                filter_level=body.filter_level,
+            ),
+        )
+        job_id = admitted["job_id"]
+        out = AnalyzeCadenceResponse(
+            job_id=job_id,
+            status="submitted",
+            message=f"{n} searches started, then the event step. Poll GET /jobs/{job_id} for status.",
+            status_url=f"/jobs/{job_id}",
+            search_job_ids=list(admitted["job_ids"]),
         )
         return json_response(out, status=202)
 

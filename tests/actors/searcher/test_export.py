@@ -125,7 +125,7 @@ def test_cli_writes_exports(searched: tuple[Path, SearchResult], tmp_path: Path,
     out = tmp_path / "cli"
     assert main([str(src), "--max-drift", "2", "--min-snr", "12", "--out", str(out), "--quiet"]) == 0
     text = capsys.readouterr().out
-    assert "raw hits" in text and "CANDIDATE_ET" in text
+    assert "raw hits" in text and "DRIFTING_UNCONFIRMED" in text
     for name in ("results.json", "signals.csv", "catalog.json", "classified.json", "catalog.fits",
                  "waterfall.png", "waterfall_thumb.png", "obs.dat"):
         assert (out / name).stat().st_size > 0

@@ -63,7 +63,9 @@ def test_injected_tones_recovered(tmp_path: Path, ntime: int, snrs: list[float],
     tones = [Tone(f, d, s) for f, d, s in zip(freqs, DRIFTS, snrs, strict=True)]
     p = make_filterbank(tmp_path / "t.fil", nchans=nchans, ntime=ntime, fch1=FCH1, foff=FOFF, tsamp=TSAMP,
                         tones=tones, seed=ntime, dc_spike=200.0)
-    r = search_file(p, max_drift=4.0, min_snr=min_snr)
+    # cut on the refined SNR: this test is about what the search can find; the default cuts on
+    # turboSETI's tree SNR, which loses up to 35 % on steep drifts (test_min_snr_cuts_on_turboseti_snr)
+    r = search_file(p, max_drift=4.0, min_snr=min_snr, cut_on="refined")
     res = r.drift_rate_resolution
     assert res == pytest.approx(abs(FOFF) * 1e6 / ((n_padded(ntime) - 1) * TSAMP))
     if min_snr >= 10.0:
@@ -74,10 +76,10 @@ def test_injected_tones_recovered(tmp_path: Path, ntime: int, snrs: list[float],
         assert len(match) == 1, tone
         h = match[0]
         assert abs(h.drift_rate - tone.drift_rate) <= res * 1.0001, (tone, h)
-        assert h.snr >= min_snr
+        assert h.snr_refined >= min_snr
         assert abs(h.frequency_hz - tone.freq_mhz * 1e6) <= 2 * abs(FOFF) * 1e6
         if min_snr >= 10.0:
-            assert h.classification == "CANDIDATE_ET", h
+            assert h.classification == "DRIFTING_UNCONFIRMED", h
 
 
 def test_large_drift_range(tmp_path: Path) -> None:
@@ -167,8 +169,8 @@ def test_classes(tmp_path: Path) -> None:
     assert 990 <= by["BROADBAND"].channel <= 1110
     assert by["NARROWBAND_STATIONARY"].channel == 4000
     assert abs(by["NOISE"].channel - 14000) <= 16 * 20  # some path through the one bright pixel
-    assert abs(by["CANDIDATE_ET"].channel - 9000) <= 2
-    cand = by["CANDIDATE_ET"]
+    assert abs(by["DRIFTING_UNCONFIRMED"].channel - 9000) <= 2
+    cand = by["DRIFTING_UNCONFIRMED"]
     assert all(cand.interestingness > h.interestingness for h in r.hits if h is not cand)
     counts = r.counts
     assert counts["raw_hits"] == 5 and counts["filtered_hits"] == 2 and counts["candidates"] == 1
