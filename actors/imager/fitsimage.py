@@ -181,7 +181,7 @@ def pixel_to_radec(
     x: float, y: float, npix: int, cell_rad: float, phase_dir: tuple[float, float]
 ) -> tuple[float, float]:
     """(ra, dec) radians of a 0-based pixel in our image convention (SIN projection)."""
-    from actors.calibrator.model import lm_to_radec
+    from astro.skymodel import lm_to_radec
 
     lval = -(x - npix / 2) * cell_rad
     mval = (y - npix / 2) * cell_rad

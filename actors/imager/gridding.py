@@ -6,7 +6,7 @@ so the phase centre is at 0-based pixel (npix/2, npix/2), FITS CRPIX = npix/2 + 
 
 ducc0 images are dirty[ix, iy] with l = (ix - npix/2) * cell; we pass flip_u=True (l -> -l) and
 transpose.  Visibility convention V = sum S exp(-2 pi i (u l + v m + w (n - 1))) (see
-`actors.calibrator.msio`); pixels are not divided by n (point-source fluxes, not brightness).
+`astro.msio`); pixels are not divided by n (point-source fluxes, not brightness).
 
 Images are normalised by the sum of imaging weights, so a point source of S Jy gives a peak of S
 Jy/beam in the dirty image and the PSF peaks at 1.

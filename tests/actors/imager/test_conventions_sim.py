@@ -1,7 +1,7 @@
 """The ingest chain and the calibration/imaging science agree on conventions, end to end.
 
 Simulator (UVH5, pyuvdata's convention) -> ``actors.watcher.convert`` (MS, CASA's convention as
-pyuvdata writes it) -> ``actors.calibrator.msio.read_ms`` -> the model of ``actors.calibrator.model``
+pyuvdata writes it) -> ``astro.msio.read_ms`` -> the model of ``astro.skymodel``
 that StEFCal solves against. Noise-free, gain-free data of a calibrator-only sky must equal the
 model visibilities (sign of the phase, UVW orientation, phase centre, frequency order, the drift
 primary beam and the calibrator's flux from ``astro.calibrators``) — for a group where the
@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 from astropy.time import Time
 
-from actors.calibrator.model import PointSource, drift_beam_gains, itrf_to_geodetic, source_model_vis
-from actors.calibrator.msio import read_ms
 from actors.watcher.convert import convert_group
 from astro.calibrators import get_calibrator
 from astro.catalogue import Catalogue
 from astro.coordinates import tile_phase_center
+from astro.msio import read_ms
+from astro.skymodel import PointSource, drift_beam_gains, itrf_to_geodetic, source_model_vis
 from sim.observation import simulate
 
 

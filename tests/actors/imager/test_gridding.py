@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from actors.calibrator.model import point_source_vis
 from actors.imager.clean import Beam, cotton_schwab, fit_beam, gaussian_kernel, robust_std
 from actors.imager.gridding import degrid, grid_dirty, make_psf
 from actors.imager.weighting import expected_image_noise, imaging_weights
+from astro.skymodel import point_source_vis
 
 ARCSEC = np.pi / 180 / 3600
 

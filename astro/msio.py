@@ -15,7 +15,7 @@ reshape of the columns; otherwise rows are scattered into the cube and missing c
 Several spectral windows (data description ids) that share the same rows pattern are joined along
 the channel axis, in ascending frequency.
 
-Sign convention assumed everywhere in `actors.calibrator` and `actors.imager`:
+Sign convention assumed everywhere in the calibrator and the imager:
 
     V_ij(u, v, w) = g_i conj(g_j) sum_k S_k exp(-2 pi i (u l_k + v m_k + w (n_k - 1)))
 

@@ -24,8 +24,8 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-from actors.calibrator.caltables import CalSet, CalTableError, read_calset, read_manifest
-from actors.calibrator.msio import CORR_NAMES, SECONDS_PER_DAY, VisData
+from astro.caltables import CalSet, CalTableError, read_calset, read_manifest
+from astro.msio import CORR_NAMES, SECONDS_PER_DAY, VisData
 
 
 class NoCalibrationError(ValueError):
@@ -70,6 +70,18 @@ def select_calsets(
     if len(chosen) == 2 and chosen[0] == chosen[1]:
         chosen = chosen[:1]
     return chosen
+
+
+def choose_calsets(calset_root: str, mjd: float, max_sep_hours: float) -> list[str]:
+    """The one or two sets to apply at `mjd` (nearest valid before and/or after); [] when none.
+
+    Shared by the calibrator (which assigns sets to waiting groups) and the imager (which needs them
+    for a job): the same rule in both.
+    """
+    try:
+        return [os.fspath(p) for p in select_calsets([calset_root], mjd, max_sep_hours)]
+    except NoCalibrationError:
+        return []
 
 
 def _interp_complex(

@@ -143,7 +143,7 @@ def write_caltable(
         t.putkeyword("MSName", ms_name)
         t.putkeyword("VisCal", viscal)
         t.putkeyword("PolBasis", "unknown")
-        t.putkeyword("CASA_Version", "6.6.0 (written by actors.calibrator.caltables)")
+        t.putkeyword("CASA_Version", "6.6.0 (written by astro.caltables)")
         t.putinfo({"type": "Calibration", "subType": viscal, "readme": ""})
         for name in ("OBSERVATION", "ANTENNA", "FIELD", "SPECTRAL_WINDOW", "HISTORY"):
             sub = ct.default_ms_subtable(name, os.path.join(p, name))
