@@ -27,6 +27,10 @@ import numpy.typing as npt
 from astro.caltables import CalSet, CalTableError, read_calset, read_manifest
 from astro.msio import CORR_NAMES, SECONDS_PER_DAY, VisData
 
+#: a data time this close to the first or last solution is inside the table (times written and read
+#: back through float64 columns, or a solution time that is the mean of its integrations)
+TIME_TOLERANCE_S = 0.01
+
 
 class NoCalibrationError(ValueError):
     """No valid calibration set exists for the data's time."""
@@ -103,9 +107,9 @@ def _set_time_gain(cs: CalSet, t_sec: npt.NDArray[np.float64]) -> tuple[npt.NDAr
     out = np.empty((t_sec.size, *g.shape[1:]), np.complex128)
     fl = np.empty((t_sec.size, *g.shape[1:]), bool)
     for k, t in enumerate(t_sec):
-        if gt.size >= 2 and gt[0] <= t <= gt[-1]:
+        if gt.size >= 2 and gt[0] - TIME_TOLERANCE_S <= t <= gt[-1] + TIME_TOLERANCE_S:
             i = int(np.clip(np.searchsorted(gt, t) - 1, 0, gt.size - 2))
-            x = (t - gt[i]) / max(gt[i + 1] - gt[i], 1e-9)
+            x = float(np.clip((t - gt[i]) / max(gt[i + 1] - gt[i], 1e-9), 0.0, 1.0))
             out[k] = _interp_complex(g[i], g[i + 1], x)
             fl[k] = gf[i] | gf[i + 1]
         else:

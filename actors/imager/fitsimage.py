@@ -47,8 +47,7 @@ def make_header(
     h["BMIN"] = float(np.rad2deg(beam.bmin))
     h["BPA"] = float(np.rad2deg(beam.bpa))
     h["OBJECT"] = object_name
-    h["EQUINOX"] = 2000.0
-    h["RADESYS"] = "FK5"
+    h["RADESYS"] = "ICRS"  # the phase centre and every catalogue position are ICRS (no EQUINOX then)
     h["LONPOLE"] = 180.0
     h["LATPOLE"] = float(np.rad2deg(phase_dir[1]))
     h["CTYPE1"] = "RA---SIN"
