@@ -21,7 +21,7 @@ from actors.watcher.convert import convert_group
 from astro.calibrators import get_calibrator
 from astro.catalogue import Catalogue
 from astro.coordinates import tile_phase_center
-from astro.msio import read_ms
+from astro.msio import CASA_OBSERVATORY, read_ms
 from astro.skymodel import PointSource, drift_beam_gains, itrf_to_geodetic, source_model_vis
 from sim.observation import simulate
 
@@ -77,3 +77,17 @@ def test_ms_layout(groups: list[Path]) -> None:
     ra, dec = tile_phase_center(Time(float(np.mean(d.mjd)), format="mjd"), get_calibrator("3C286").dec_deg)
     assert np.rad2deg(d.phase_dir[0]) == pytest.approx(ra, abs=1e-4)
     assert np.rad2deg(d.phase_dir[1]) == pytest.approx(dec, abs=1e-6)
+
+
+def test_converted_ms_names_an_observatory_casa_knows(groups: list[Path]) -> None:
+    """Issue 11: CASA looks OBSERVATION.TELESCOPE_NAME up in its Observatories table (python-casacore
+    ships the same table); 'DSA-110' is not in it. The instrument's name stays readable."""
+    import casacore.tables as ct
+    from casacore.measures import measures
+
+    with ct.table(str(groups[0] / "OBSERVATION"), ack=False) as ot:
+        name = str(ot.getcell("TELESCOPE_NAME", 0))
+        assert ot.getkeyword("INSTRUMENT") == "DSA-110"
+    assert name == CASA_OBSERVATORY
+    assert name in measures().get_observatories()
+    assert read_ms(groups[0]).telescope == "DSA-110"
