@@ -146,9 +146,9 @@ def ecef_to_enu(ecef: np.ndarray, site: EarthLocation) -> np.ndarray:
 
 
 @lru_cache(maxsize=8)
-def _array(n_ants: int, path: str | None) -> Array:
+def _array(n_ants: int, path: str | None, core_only: bool = False) -> Array:
     stations = {s.number: s for s in read_stations(path)}
-    numbers = active_station_numbers()
+    numbers = [*EW_ACTIVE, *NS_ACTIVE] if core_only else active_station_numbers()
     if not 1 <= n_ants <= len(numbers):
         raise ValueError(f"n_ants must be between 1 and {len(numbers)}, got {n_ants}")
     if n_ants < len(numbers):
@@ -173,6 +173,10 @@ def _array(n_ants: int, path: str | None) -> Array:
     )
 
 
-def dsa110_array(n_ants: int = 96, path: Path | str | None = None) -> Array:
-    """The active array (or an evenly spread subset of ``n_ants`` for fast tests)."""
-    return _array(n_ants, str(path) if path is not None else None)
+def dsa110_array(n_ants: int = 96, path: Path | str | None = None, core_only: bool = False) -> Array:
+    """The active array (or an evenly spread subset of ``n_ants`` for fast tests).
+
+    ``core_only``: choose from the two core arms only (baselines under 485 m, a ~1.5' beam), so a
+    test can image the whole primary beam on a small grid.
+    """
+    return _array(n_ants, str(path) if path is not None else None, core_only)

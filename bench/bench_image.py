@@ -74,9 +74,9 @@ def dsa110_enu() -> tuple[np.ndarray, list[str]]:
 
 def generate(ms: Path) -> dict[str, float]:
     ms.parent.mkdir(parents=True, exist_ok=True)
-    from actors.calibrator.model import PointSource, drift_beam_gains, point_source_vis, radec_to_lmn
-    from actors.calibrator.msio import SECONDS_PER_DAY, VisData, write_ms
-    from actors.calibrator.synthetic import (
+    from astro.msio import SECONDS_PER_DAY, VisData, write_ms
+    from astro.skymodel import PointSource, drift_beam_gains, point_source_vis, radec_to_lmn
+    from sim.synthetic import (
         SIDEREAL_RATE,
         enu_to_itrf,
         enu_uvw,
@@ -140,8 +140,8 @@ def generate(ms: Path) -> dict[str, float]:
 
 
 def phase_solve(ms: Path, calsets: Path) -> dict[str, float]:
-    from actors.calibrator.model import PointSource
-    from actors.imager.pipeline import SolveParams, solve_calibration
+    from actors.calibrator.solve import SolveParams, solve_calibration
+    from astro.skymodel import PointSource
 
     sky = json.loads((ms.parent / "sky.json").read_text())
     c = sky[0]
@@ -186,7 +186,7 @@ def reset_flags(ms: Path) -> None:
     """The MS as the watcher wrote it: no flags, not marked RFI-flagged (runs reuse one MS)."""
     import casacore.tables as ct
 
-    from actors.calibrator.msio import RFI_KEYWORD
+    from astro.msio import RFI_KEYWORD
 
     with ct.table(str(ms), readonly=False, ack=False) as t:
         t.putcol("FLAG", np.zeros((t.nrows(), *t.getcell("FLAG", 0).shape), bool))

@@ -357,6 +357,7 @@ def simulate(
     dec_deg: float | None = None,
     *,
     n_ants: int = 96,
+    core_only: bool = False,
     n_channels: int = 48,
     seed: int = 0,
     rfi: bool = False,
@@ -385,7 +386,8 @@ def simulate(
     third of the epochs are in the dip and the epochs before are quiescent (the one just before
     catches the edge brightening); within one night the dip covers the night) or a sinusoidal
     modulation (25 %). ``subbands``: write only these subbands (to simulate missing files).
-    ``catalogue``: use this sky instead of the synthetic NVSS-like one. ``run_check``: let
+    ``catalogue``: use this sky instead of the synthetic NVSS-like one. ``core_only``: the
+    ``n_ants`` antennas from the core arms only (no outriggers; a ~1.5' beam, for small images). ``run_check``: let
     pyuvdata check each object (default: only for small arrays).
     """
     out = Path(out_dir)
@@ -399,7 +401,7 @@ def simulate(
         raise SimulationError(f"subbands must be within 0..{N_SUBBANDS - 1}")
     if n_channels < 2:
         raise SimulationError("n_channels must be >= 2")
-    array = dsa110_array(n_ants)
+    array = dsa110_array(n_ants, core_only=core_only)
     check = run_check if run_check is not None else array.n_ants <= 16
     telescope = _telescope(array)
     ant1_idx, ant2_idx = np.triu_indices(array.n_ants)  # autos included, ant1 <= ant2

@@ -33,6 +33,7 @@ from typing import Any, ClassVar
 from actors import outbox
 from actors.calibrator import work
 from actors.runtime import Actor
+from astro import applycal
 from schemas.base import Event, encode
 from schemas.dsa import CalibrationSetSolved, MeasurementSetWritten
 from schemas.events import decode
@@ -126,7 +127,7 @@ class CalibratorActor(Actor):
 
     async def _choose(self, mjd: float) -> list[str]:
         return await self.run_thread(
-            work.choose_calsets, os.fspath(self.settings.calset_dir), mjd, self.settings.cal_max_sep_hours
+            applycal.choose_calsets, os.fspath(self.settings.calset_dir), mjd, self.settings.cal_max_sep_hours
         )
 
     async def _assign(self, event: MeasurementSetWritten) -> None:

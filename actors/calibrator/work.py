@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from actors.calibrator.model import PointSource
+from astro.skymodel import PointSource
 
 
 def tile_calibrators(ms_path: str | os.PathLike[str]) -> list[PointSource]:
@@ -50,7 +50,7 @@ def solve_group(
     ms_path: str, calset_root: str, cal_group_id: str, validity_hours: float = 12.0
 ) -> dict[str, Any] | None:
     """Solve the calibration set of a calibrator group; None when no calibrator transits its tile."""
-    from actors.imager.pipeline import SolveParams, solve_calibration
+    from actors.calibrator.solve import SolveParams, solve_calibration
 
     sources = tile_calibrators(ms_path)
     if not sources:
@@ -88,12 +88,3 @@ def solve_group(
         "timings": info.timings,
     }
 
-
-def choose_calsets(calset_root: str, mjd: float, max_sep_hours: float) -> list[str]:
-    """The one or two sets to apply at `mjd` (nearest valid before and/or after); [] when none."""
-    from actors.calibrator.apply import NoCalibrationError, select_calsets
-
-    try:
-        return [os.fspath(p) for p in select_calsets([calset_root], mjd, max_sep_hours)]
-    except NoCalibrationError:
-        return []

@@ -33,11 +33,11 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from actors import outbox, pipeline_jobs
-from actors.calibrator import work as calwork
-from actors.calibrator.apply import NoCalibrationError
-from actors.calibrator.msio import MeasurementSetError
 from actors.imager import commands, work
 from actors.runtime import Actor
+from astro import applycal
+from astro.applycal import NoCalibrationError
+from astro.msio import MeasurementSetError
 from bus.request import CommandError, serve
 from schemas.base import Event, iso
 from schemas.dsa import ImageReady, MeasurementSetWritten, PipelineJobUpdated
@@ -181,7 +181,7 @@ class ImagerActor(Actor):
                     raise FileNotFoundError(f"Measurement Set {ms} does not exist")
                 mjd = await self.run_thread(_ms_mid_mjd, ms)
                 calsets = await self.run_thread(
-                    calwork.choose_calsets, os.fspath(self.settings.calset_dir), mjd, self.settings.cal_max_sep_hours
+                    applycal.choose_calsets, os.fspath(self.settings.calset_dir), mjd, self.settings.cal_max_sep_hours
                 )
                 if not calsets:
                     raise NoCalibrationError(

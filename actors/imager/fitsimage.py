@@ -47,8 +47,7 @@ def make_header(
     h["BMIN"] = float(np.rad2deg(beam.bmin))
     h["BPA"] = float(np.rad2deg(beam.bpa))
     h["OBJECT"] = object_name
-    h["EQUINOX"] = 2000.0
-    h["RADESYS"] = "FK5"
+    h["RADESYS"] = "ICRS"  # the phase centre and every catalogue position are ICRS (no EQUINOX then)
     h["LONPOLE"] = 180.0
     h["LATPOLE"] = float(np.rad2deg(phase_dir[1]))
     h["CTYPE1"] = "RA---SIN"
@@ -181,7 +180,7 @@ def pixel_to_radec(
     x: float, y: float, npix: int, cell_rad: float, phase_dir: tuple[float, float]
 ) -> tuple[float, float]:
     """(ra, dec) radians of a 0-based pixel in our image convention (SIN projection)."""
-    from actors.calibrator.model import lm_to_radec
+    from astro.skymodel import lm_to_radec
 
     lval = -(x - npix / 2) * cell_rad
     mval = (y - npix / 2) * cell_rad

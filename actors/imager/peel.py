@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from actors.calibrator.model import PointSource, drift_beam_gains, itrf_to_geodetic, radec_to_lmn, source_model_vis
-from actors.calibrator.msio import VisData
 from actors.imager.clean import Beam, beam_gaussian, kernel_radius
+from astro.msio import VisData
+from astro.skymodel import PointSource, drift_beam_gains, itrf_to_geodetic, radec_to_lmn, source_model_vis
 
 
 @dataclass(frozen=True)

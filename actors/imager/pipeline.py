@@ -1,8 +1,7 @@
-"""End-to-end science of the calibrator and imager actors, as plain functions.
+"""End-to-end science of the imager actor, as plain functions.
 
-* `solve_calibration(ms, calibrator, out_root)` -> `CalSetInfo`: flag, model the calibrator
-  (primary-beam attenuated), solve bandpass and gains with StEFCal (B, G, then B and G again with
-  each other's solution as prior), write a calibration set directory.
+(The calibration solve is the calibrator's: `actors.calibrator.solve`.)
+
 * `calibrate_and_image(ms, calset_dirs, out_path, params)` -> `ImageResult`: pick and interpolate
   calibration (raises `NoCalibrationError` when none is valid - before reading the data), flag,
   apply, average the parallel hands in frequency, predict the sets' calibrators that lie in the
@@ -23,35 +22,26 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from actors.calibrator.apply import NoCalibrationError, apply_gains, interpolate_calibration, select_calsets
-from actors.calibrator.caltables import mjd_to_iso, read_manifest, write_calset
-from actors.calibrator.flagging import flag_fraction, flag_rfi
-from actors.calibrator.model import (
-    PointSource,
-    drift_beam_gains,
-    itrf_to_geodetic,
-    source_model_vis,
-)
-from actors.calibrator.msio import CORR_NAMES, SECONDS_PER_DAY, VisData, read_ms, write_flags
-from actors.calibrator.stefcal import choose_refant, solve_bandpass, solve_gains
 from actors.imager import peel
 from actors.imager.clean import cotton_schwab
 from actors.imager.fitsimage import count_sources_above, make_header, write_fits, write_thumbnail
 from actors.imager.selfcal import ParallelHands, SelfCalSolution, average_parallel_hands, solve_phases
 from actors.imager.weighting import expected_image_noise, imaging_weights
+from astro.applycal import NoCalibrationError, apply_gains, interpolate_calibration, select_calsets
+from astro.caltables import read_manifest
+from astro.flagging import flag_fraction, flag_rfi
 from astro.instrument import SEFD_JY, thermal_sigma_jy
+from astro.msio import CORR_NAMES, SECONDS_PER_DAY, VisData, read_ms
+from astro.skymodel import PointSource
 
 ARCSEC = np.pi / (180.0 * 3600.0)
 SIDEREAL_DEG_PER_DAY = 360.98564736629
 
 __all__ = [
-    "CalSetInfo",
     "ImageResult",
     "ImagingParams",
     "NoCalibrationError",
-    "SolveParams",
     "calibrate_and_image",
-    "solve_calibration",
 ]
 
 
@@ -110,35 +100,6 @@ class ImageResult:
     threshold_jy: float = float("nan")
 
 
-@dataclass
-class SolveParams:
-    flag: bool = True
-    flag_threshold: float = 7.0
-    beam: str = "drift"  # "drift" (transit: beam centre at LST, phase-centre dec), "fixed", "none"
-    refant: int | str | None = None  # index or name; default: the antenna with most data
-    solint: int = 1  # integrations per gain solution
-    rounds: int = 2  # B/G alternations
-    min_snr: float = 3.0
-    validity_hours: float = 12.0
-    datacolumn: str = "DATA"
-
-
-@dataclass
-class CalSetInfo:
-    path: str
-    cal_group_id: str
-    created_at: str
-    mjd_start: float
-    mjd_end: float
-    mjd_mid: float
-    num_targets: int
-    calibrator: str
-    timings: dict[str, float]
-    flagged_fraction: float
-    median_snr: float
-    manifest: dict[str, Any] = field(default_factory=dict)
-
-
 def _timed(timings: dict[str, float], key: str, t0: float) -> float:
     t = time.perf_counter()
     timings[key] = timings.get(key, 0.0) + t - t0
@@ -150,116 +111,6 @@ def _ms_times(ms_path: str) -> npt.NDArray[np.float64]:
 
     with ct.table(ms_path, ack=False) as t:
         return np.unique(t.getcol("TIME"))  # type: ignore[no-any-return]
-
-
-def solve_calibration(
-    ms_path: str | os.PathLike[str],
-    calibrator: PointSource | Sequence[PointSource],
-    out_root: str | os.PathLike[str],
-    params: SolveParams | None = None,
-    cal_group_id: str | None = None,
-    data: VisData | None = None,
-) -> CalSetInfo:
-    """Solve a calibration set from a calibrator group's MS and write it under `out_root`."""
-    p = params or SolveParams()
-    sources = [calibrator] if isinstance(calibrator, PointSource) else list(calibrator)
-    if not sources:
-        raise ValueError("no calibrator model given")
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    d = data if data is not None else read_ms(ms_path, p.datacolumn)
-    t0 = _timed(timings, "read", t0)
-    flags = d.flags
-    if p.flag and not d.rfi_flagged:
-        flags = flag_rfi(d.vis, d.flags, d.ant1, d.ant2, p.flag_threshold)
-        t0 = _timed(timings, "flag", t0)
-        if data is None:
-            # flag once per group: the imager of this group reads these flags instead of flagging again
-            write_flags(ms_path, d, flags, f"SumThreshold chi1={p.flag_threshold:g}")
-            t0 = _timed(timings, "write_flags", t0)
-    beam = None
-    if p.beam != "none":
-        _, lon, _ = itrf_to_geodetic(d.antenna_positions)
-        beam = drift_beam_gains(
-            sources, d.mjd, d.freq, d.phase_dir[1], lon, d.dish_diameter,
-            pointing_ra=None if p.beam == "drift" else d.phase_dir[0],
-        )
-    model = source_model_vis(d.uvw, d.freq, sources, d.phase_dir, beam)
-    t0 = _timed(timings, "model", t0)
-    nant = d.nant
-    if isinstance(p.refant, str):
-        refant = d.antenna_names.index(p.refant)
-    elif p.refant is None:
-        refant = choose_refant(flags, d.ant1, d.ant2, nant)
-    else:
-        refant = int(p.refant)
-    kw: dict[str, Any] = {"min_snr": p.min_snr}
-    bp = solve_bandpass(d.vis, flags, model, d.ant1, d.ant2, nant, d.weight, refant, **kw)
-    g = solve_gains(d.vis, flags, model, d.ant1, d.ant2, nant, d.weight, bp.gains, p.solint, refant, **kw)
-    for _ in range(max(0, p.rounds - 1)):
-        tg = g.gains  # [ntb, nant, 1, npol]
-        if p.solint > 1:
-            tg = np.repeat(tg, p.solint, axis=0)[: d.ntime]
-        bp = solve_bandpass(d.vis, flags, model, d.ant1, d.ant2, nant, d.weight, refant, time_gains=tg, **kw)
-        g = solve_gains(d.vis, flags, model, d.ant1, d.ant2, nant, d.weight, bp.gains, p.solint, refant, **kw)
-    t0 = _timed(timings, "solve", t0)
-
-    ntb = g.gains.shape[0]
-    gtimes = np.array([d.time[k * p.solint : (k + 1) * p.solint].mean() for k in range(ntb)])
-    cid = cal_group_id or mjd_to_iso(float(d.mjd[0]))
-    pols = [CORR_NAMES.get(c, str(c)) for c in d.corr_types]
-    s0 = sources[0]
-    manifest = write_calset(
-        Path(out_root) / cid,
-        cal_group_id=cid,
-        calibrator={"name": s0.name, "ra_deg": s0.ra_deg, "dec_deg": s0.dec_deg, "flux_jy": s0.flux_jy,
-                    "n_components": len(sources), "beam_model": p.beam},
-        antenna_names=d.antenna_names,
-        antenna_positions=d.antenna_positions,
-        freq=d.freq,
-        bandpass=bp.gains[0],
-        bandpass_flags=bp.flags[0],
-        bandpass_snr=bp.snr[0],
-        bandpass_err=bp.err[0],
-        gain_times=gtimes,
-        gains=g.gains[:, :, 0, :],
-        gain_flags=g.flags[:, :, 0, :],
-        gain_snr=g.snr[:, :, 0, :],
-        gain_err=g.err[:, :, 0, :],
-        refant=refant,
-        interval=d.interval * p.solint,
-        pols=pols,
-        source_ms=os.fspath(ms_path),
-        field_dir=d.phase_dir,
-        validity_hours=p.validity_hours,
-        chan_width=d.chan_width,
-        extra={
-            "data_flagged_fraction": flag_fraction(flags, d.ant1, d.ant2),
-            # the whole sky model solved against: the imager subtracts it (peel.py)
-            "sources": [
-                {"name": s.name, "ra_deg": s.ra_deg, "dec_deg": s.dec_deg, "flux_jy": s.flux_jy,
-                 "spectral_index": s.spectral_index, "ref_freq_hz": s.ref_freq_hz}
-                for s in sources
-            ],
-            "beam_model": p.beam,
-        },
-    )
-    _timed(timings, "write", t0)
-    good = ~bp.flags
-    return CalSetInfo(
-        path=os.fspath(Path(out_root) / cid),
-        cal_group_id=cid,
-        created_at=manifest["created_at"],
-        mjd_start=manifest["mjd_start"],
-        mjd_end=manifest["mjd_end"],
-        mjd_mid=manifest["mjd_mid"],
-        num_targets=manifest["num_targets"],
-        calibrator=s0.name,
-        timings=timings,
-        flagged_fraction=manifest["data_flagged_fraction"],
-        median_snr=float(np.median(bp.snr[good])) if good.any() else 0.0,
-        manifest=manifest,
-    )
 
 
 def calibrate_and_image(

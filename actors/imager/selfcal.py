@@ -36,8 +36,8 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-from actors.calibrator.msio import VisData
-from actors.calibrator.stefcal import Reduced, reduce_cells, stefcal
+from astro.msio import VisData
+from astro.stefcal import Reduced, reduce_cells, stefcal
 
 
 @numba.njit(parallel=True, cache=True)

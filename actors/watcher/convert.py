@@ -48,6 +48,7 @@ from actors.watcher.checks import Expectations, SubbandFileError, check_subband_
 from astro.calibrators import calibrator_in_tile
 from astro.coordinates import meridian_ra_deg, tile_phase_center
 from astro.instrument import GROUP_TOLERANCE_S, N_SUBBANDS, subband_frequencies_hz
+from astro.msio import name_observatory
 
 C_M_S = 299_792_458.0
 ROW_BLOCK = 16384
@@ -358,6 +359,7 @@ def _write_ms(path: Path, meta: UVData, data: np.ndarray, flags: np.ndarray) -> 
         ms_utils.write_ms_polarization(fp, pol_order=pol_order, uvobj=meta)
         ms_utils.write_ms_source(fp, uvobj=meta)
         ms_utils.write_ms_spectral_window(fp, uvobj=meta)
+    name_observatory(fp, meta.telescope.name)  # a TELESCOPE_NAME CASA knows (astro.msio)
 
 
 def read_ms_summary(path: Path | str) -> dict[str, object]:

@@ -26,13 +26,13 @@ import numpy as np
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from actors.calibrator.model import PointSource, drift_beam_gains, itrf_to_geodetic
-from actors.calibrator.msio import read_ms
 from actors.imager import work
 from actors.imager.fitsimage import find_sources
 from astro.calibrators import get_calibrator
 from astro.catalogue import flux_at
 from astro.instrument import INTEGRATION_TIME_S, SEFD_JY, channel_width_hz, thermal_sigma_jy
+from astro.msio import read_ms
+from astro.skymodel import PointSource, drift_beam_gains, itrf_to_geodetic
 from schemas.dsa import CalibrationSetSolved, ImageReady, MeasurementSetWritten
 from schemas.ops import AlertRaised
 from tests.conftest import eventually

@@ -1,7 +1,7 @@
 """The ingest chain and the calibration/imaging science agree on conventions, end to end.
 
 Simulator (UVH5, pyuvdata's convention) -> ``actors.watcher.convert`` (MS, CASA's convention as
-pyuvdata writes it) -> ``actors.calibrator.msio.read_ms`` -> the model of ``actors.calibrator.model``
+pyuvdata writes it) -> ``astro.msio.read_ms`` -> the model of ``astro.skymodel``
 that StEFCal solves against. Noise-free, gain-free data of a calibrator-only sky must equal the
 model visibilities (sign of the phase, UVW orientation, phase centre, frequency order, the drift
 primary beam and the calibrator's flux from ``astro.calibrators``) — for a group where the
@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 from astropy.time import Time
 
-from actors.calibrator.model import PointSource, drift_beam_gains, itrf_to_geodetic, source_model_vis
-from actors.calibrator.msio import read_ms
 from actors.watcher.convert import convert_group
 from astro.calibrators import get_calibrator
 from astro.catalogue import Catalogue
 from astro.coordinates import tile_phase_center
+from astro.msio import CASA_OBSERVATORY, read_ms
+from astro.skymodel import PointSource, drift_beam_gains, itrf_to_geodetic, source_model_vis
 from sim.observation import simulate
 
 
@@ -77,3 +77,17 @@ def test_ms_layout(groups: list[Path]) -> None:
     ra, dec = tile_phase_center(Time(float(np.mean(d.mjd)), format="mjd"), get_calibrator("3C286").dec_deg)
     assert np.rad2deg(d.phase_dir[0]) == pytest.approx(ra, abs=1e-4)
     assert np.rad2deg(d.phase_dir[1]) == pytest.approx(dec, abs=1e-6)
+
+
+def test_converted_ms_names_an_observatory_casa_knows(groups: list[Path]) -> None:
+    """Issue 11: CASA looks OBSERVATION.TELESCOPE_NAME up in its Observatories table (python-casacore
+    ships the same table); 'DSA-110' is not in it. The instrument's name stays readable."""
+    import casacore.tables as ct
+    from casacore.measures import measures
+
+    with ct.table(str(groups[0] / "OBSERVATION"), ack=False) as ot:
+        name = str(ot.getcell("TELESCOPE_NAME", 0))
+        assert ot.getkeyword("INSTRUMENT") == "DSA-110"
+    assert name == CASA_OBSERVATORY
+    assert name in measures().get_observatories()
+    assert read_ms(groups[0]).telescope == "DSA-110"

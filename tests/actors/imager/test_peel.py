@@ -10,12 +10,12 @@ import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from actors.calibrator.model import PointSource, source_model_vis
-from actors.calibrator.synthetic import dsa_like_layout, make_synthetic, offset_source, transit_phase_centre
 from actors.imager import peel
 from actors.imager.clean import Beam
 from actors.imager.fitsimage import make_header
 from actors.imager.selfcal import average_parallel_hands
+from astro.skymodel import PointSource, source_model_vis
+from sim.synthetic import dsa_like_layout, make_synthetic, offset_source, transit_phase_centre
 
 
 def test_calset_sources_come_from_the_manifest() -> None:

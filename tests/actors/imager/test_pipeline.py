@@ -8,11 +8,12 @@ from astropy.coordinates import SkyCoord
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from actors.calibrator.apply import NoCalibrationError
-from actors.calibrator.msio import read_ms, write_ms
-from actors.calibrator.synthetic import dsa_like_layout, make_synthetic, offset_source, sefd_for, transit_phase_centre
+from actors.calibrator.solve import SolveParams, solve_calibration
 from actors.imager.fitsimage import count_sources_above, find_sources, pixel_to_radec
-from actors.imager.pipeline import ImagingParams, SolveParams, calibrate_and_image, solve_calibration
+from actors.imager.pipeline import ImagingParams, calibrate_and_image
+from astro.applycal import NoCalibrationError
+from astro.msio import read_ms, write_ms
+from sim.synthetic import dsa_like_layout, make_synthetic, offset_source, sefd_for, transit_phase_centre
 
 MJD_CAL = 60600.25
 MJD_TGT = MJD_CAL + 1.0 / 24

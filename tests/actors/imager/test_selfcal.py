@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from actors.calibrator.model import point_source_vis, radec_to_lmn
-from actors.calibrator.msio import VisData
-from actors.calibrator.synthetic import dsa_like_layout, make_synthetic, offset_source, transit_phase_centre
 from actors.imager.selfcal import average_parallel_hands, solve_phases
+from astro.msio import VisData
+from astro.skymodel import point_source_vis, radec_to_lmn
+from sim.synthetic import dsa_like_layout, make_synthetic, offset_source, transit_phase_centre
 
 SIGMA = 1.0
 NTIME = 8

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from actors.calibrator.model import source_model_vis
-from actors.calibrator.stefcal import choose_refant, solve_bandpass, solve_cells, solve_gains
-from actors.calibrator.synthetic import dsa_like_layout, make_synthetic, offset_source, transit_phase_centre
+from astro.skymodel import source_model_vis
+from astro.stefcal import choose_refant, solve_bandpass, solve_cells, solve_gains
+from sim.synthetic import dsa_like_layout, make_synthetic, offset_source, transit_phase_centre
 
 
 @pytest.fixture(scope="module")

@@ -24,8 +24,12 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-from actors.calibrator.caltables import CalSet, CalTableError, read_calset, read_manifest
-from actors.calibrator.msio import CORR_NAMES, SECONDS_PER_DAY, VisData
+from astro.caltables import CalSet, CalTableError, read_calset, read_manifest
+from astro.msio import CORR_NAMES, SECONDS_PER_DAY, VisData
+
+#: a data time this close to the first or last solution is inside the table (times written and read
+#: back through float64 columns, or a solution time that is the mean of its integrations)
+TIME_TOLERANCE_S = 0.01
 
 
 class NoCalibrationError(ValueError):
@@ -72,6 +76,18 @@ def select_calsets(
     return chosen
 
 
+def choose_calsets(calset_root: str, mjd: float, max_sep_hours: float) -> list[str]:
+    """The one or two sets to apply at `mjd` (nearest valid before and/or after); [] when none.
+
+    Shared by the calibrator (which assigns sets to waiting groups) and the imager (which needs them
+    for a job): the same rule in both.
+    """
+    try:
+        return [os.fspath(p) for p in select_calsets([calset_root], mjd, max_sep_hours)]
+    except NoCalibrationError:
+        return []
+
+
 def _interp_complex(
     g1: npt.NDArray[np.complex128], g2: npt.NDArray[np.complex128], x: npt.NDArray[np.float64] | float
 ) -> npt.NDArray[np.complex128]:
@@ -91,9 +107,9 @@ def _set_time_gain(cs: CalSet, t_sec: npt.NDArray[np.float64]) -> tuple[npt.NDAr
     out = np.empty((t_sec.size, *g.shape[1:]), np.complex128)
     fl = np.empty((t_sec.size, *g.shape[1:]), bool)
     for k, t in enumerate(t_sec):
-        if gt.size >= 2 and gt[0] <= t <= gt[-1]:
+        if gt.size >= 2 and gt[0] - TIME_TOLERANCE_S <= t <= gt[-1] + TIME_TOLERANCE_S:
             i = int(np.clip(np.searchsorted(gt, t) - 1, 0, gt.size - 2))
-            x = (t - gt[i]) / max(gt[i + 1] - gt[i], 1e-9)
+            x = float(np.clip((t - gt[i]) / max(gt[i + 1] - gt[i], 1e-9), 0.0, 1.0))
             out[k] = _interp_complex(g[i], g[i + 1], x)
             fl[k] = gf[i] | gf[i + 1]
         else:

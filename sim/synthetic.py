@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from actors.calibrator.model import (
+from astro.msio import SECONDS_PER_DAY, VisData
+from astro.skymodel import (
     OVRO_HEIGHT_M,
     OVRO_LAT_DEG,
     OVRO_LON_DEG,
@@ -20,7 +21,6 @@ from actors.calibrator.model import (
     point_source_vis,
     radec_to_lmn,
 )
-from actors.calibrator.msio import SECONDS_PER_DAY, VisData
 
 SIDEREAL_RATE = 2 * np.pi / 86164.0905  # rad per second
 
@@ -147,7 +147,7 @@ def make_synthetic(
     ant1, ant2 = a1.astype(np.int32), a2.astype(np.int32)
     t_sec = mjd0 * SECONDS_PER_DAY + (np.arange(ntime) - (ntime - 1) / 2) * integration
     ha = (t_sec - t_sec.mean()) * SIDEREAL_RATE
-    from actors.calibrator.model import local_sidereal_time
+    from astro.skymodel import local_sidereal_time
 
     ra0 = float(local_sidereal_time(mjd0)[0])
     dec0 = np.deg2rad(dec0_deg)
@@ -192,7 +192,7 @@ def offset_source(
     name: str, ra0_rad: float, dec0_rad: float, dl_arcsec: float, dm_arcsec: float, flux_jy: float
 ) -> PointSource:
     """A point source at offset (l, m) (arcsec, SIN projection) from a phase centre."""
-    from actors.calibrator.model import lm_to_radec
+    from astro.skymodel import lm_to_radec
 
     ra, dec = lm_to_radec(np.deg2rad(dl_arcsec / 3600), np.deg2rad(dm_arcsec / 3600), ra0_rad, dec0_rad)
     return PointSource(name, float(np.rad2deg(ra)), float(np.rad2deg(dec)), flux_jy)
@@ -200,7 +200,7 @@ def offset_source(
 
 def transit_phase_centre(mjd0: float = 60600.25, dec0_deg: float = 33.0) -> tuple[float, float]:
     """Phase centre (ra, dec) radians used by `make_synthetic` for the same mjd0 and dec0."""
-    from actors.calibrator.model import local_sidereal_time
+    from astro.skymodel import local_sidereal_time
 
     return float(local_sidereal_time(mjd0)[0]), float(np.deg2rad(dec0_deg))
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from actors.calibrator.msio import MeasurementSetError, read_ms, write_column, write_flags, write_ms
-from actors.calibrator.synthetic import make_synthetic, offset_source, transit_phase_centre
+from astro.msio import MeasurementSetError, read_ms, write_column, write_flags, write_ms
+from sim.synthetic import make_synthetic, offset_source, transit_phase_centre
 
 
 def test_write_read_roundtrip(tmp_path):

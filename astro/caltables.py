@@ -7,8 +7,9 @@ python-casacore read them:
   SPECTRAL_WINDOW_ID, ANTENNA1, ANTENNA2 (the reference antenna), INTERVAL [s], SCAN_NUMBER,
   OBSERVATION_ID, CPARAM (complex, python shape [nchan, npol]), PARAMERR, FLAG, SNR, WEIGHT;
 * keywords ParType="Complex", VisCal ("B Jones" for a bandpass, "G Jones" for a gain), PolBasis,
-  MSName, CASA_Version and subtable references OBSERVATION, ANTENNA, FIELD, SPECTRAL_WINDOW,
-  HISTORY; table info type "Calibration", subType = VisCal.
+  MSName and subtable references OBSERVATION, ANTENNA, FIELD, SPECTRAL_WINDOW,
+  HISTORY; table info type "Calibration", subType = VisCal. No CASA_Version keyword: CASA did
+  not write these tables (the HISTORY subtable says what did).
 
 A B table has one row per antenna with CPARAM [nchan, npol]; a G table one row per
 (integration, antenna) with CPARAM [1, npol].
@@ -42,6 +43,8 @@ from typing import Any
 import casacore.tables as ct
 import numpy as np
 import numpy.typing as npt
+
+from astro.msio import CASA_OBSERVATORY
 
 CALSET_FORMAT = "dsa110-calset/1"
 MANIFEST = "calset.json"
@@ -143,7 +146,6 @@ def write_caltable(
         t.putkeyword("MSName", ms_name)
         t.putkeyword("VisCal", viscal)
         t.putkeyword("PolBasis", "unknown")
-        t.putkeyword("CASA_Version", "6.6.0 (written by actors.calibrator.caltables)")
         t.putinfo({"type": "Calibration", "subType": viscal, "readme": ""})
         for name in ("OBSERVATION", "ANTENNA", "FIELD", "SPECTRAL_WINDOW", "HISTORY"):
             sub = ct.default_ms_subtable(name, os.path.join(p, name))
@@ -203,7 +205,10 @@ def _fill_subtable(
         sub.putcell("TIME", 0, float(times[0]) if times.size else 0.0)
     elif name == "OBSERVATION":
         sub.addrows(1)
-        sub.putcell("TELESCOPE_NAME", 0, telescope)
+        # the observatory CASA knows (see astro.msio.CASA_OBSERVATORY), the instrument beside it
+        sub.putcell("TELESCOPE_NAME", 0, CASA_OBSERVATORY)
+        sub.putcell("PROJECT", 0, telescope)
+        sub.putkeyword("INSTRUMENT", telescope)
         sub.putcell("TIME_RANGE", 0, np.array([times.min(), times.max()]) if times.size else np.zeros(2))
         sub.putcell("OBSERVER", 0, "pipeline")
     elif name == "HISTORY" and history:
@@ -254,12 +259,14 @@ def read_caltable(path: str | os.PathLike[str]) -> CalTable:
 
 def table_to_cube(tab: CalTable) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.complex128], npt.NDArray[np.bool_]]:
     """(times [ntime], gains [ntime, nant, nchan, npol], flags) from the rows of a table."""
-    times = np.unique(np.round(tab.time, 3))
+    # full precision: rows of one solution share one TIME value exactly (rounding to 1 ms moved
+    # the last solution before the MS's last integration, which then got the table's mean gain)
+    times = np.unique(tab.time)
     nant = max(len(tab.antenna_names), int(tab.antenna1.max()) + 1)
     _, nchan, npol = tab.cparam.shape
     g = np.ones((times.size, nant, nchan, npol), np.complex128)
     f = np.ones((times.size, nant, nchan, npol), bool)
-    ti = np.searchsorted(times, np.round(tab.time, 3))
+    ti = np.searchsorted(times, tab.time)
     g[ti, tab.antenna1] = tab.cparam
     f[ti, tab.antenna1] = tab.flag
     return times, g, f

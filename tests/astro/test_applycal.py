@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from actors.calibrator.apply import (
+from astro.applycal import (
     NoCalibrationError,
     apply_gains,
     interpolate_calibration,
     select_calsets,
 )
-from tests.actors.calibrator.test_caltables import make_set
+from tests.astro.test_caltables import make_set
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ reshape of the columns; otherwise rows are scattered into the cube and missing c
 Several spectral windows (data description ids) that share the same rows pattern are joined along
 the channel axis, in ascending frequency.
 
-Sign convention assumed everywhere in `actors.calibrator` and `actors.imager`:
+Sign convention assumed everywhere in the calibrator and the imager:
 
     V_ij(u, v, w) = g_i conj(g_j) sum_k S_k exp(-2 pi i (u l_k + v m_k + w (n_k - 1)))
 
@@ -49,6 +49,42 @@ SECONDS_PER_DAY = 86400.0
 # casacore Stokes enum values for the correlation types we understand
 CORR_NAMES = {5: "RR", 6: "RL", 7: "LR", 8: "LL", 9: "XX", 10: "XY", 11: "YX", 12: "YY"}
 PARALLEL_HANDS = {5, 8, 9, 12}
+
+
+#: the name CASA's Observatories table (casadata geodetic/Observatories) knows for the Owens Valley
+#: Radio Observatory, where the DSA-110 stands. CASA finds an array's position only by looking
+#: OBSERVATION.TELESCOPE_NAME up in that table: with 'DSA-110' verbose listobs raised "Telescope
+#: DSA-110 is not recognized by CASA" and tclean fell back to the first antenna's position. The
+#: antenna positions stay absolute ITRF; this name gives CASA the observatory frame only.
+CASA_OBSERVATORY = "OVRO_MMA"
+#: the instrument's own name, kept where a reader needs it: the OBSERVATION table's INSTRUMENT
+#: keyword and PROJECT column (read back by `read_ms`, written to FITS TELESCOP/INSTRUME)
+INSTRUMENT = "DSA-110"
+
+
+def name_observatory(ms_or_table: str | os.PathLike[str], instrument: str = INSTRUMENT) -> None:
+    """Make the OBSERVATION subtable of an MS (or calibration table) name an observatory CASA knows.
+
+    Every row's TELESCOPE_NAME becomes `CASA_OBSERVATORY`, PROJECT the instrument, and the table
+    gets the keyword INSTRUMENT = `instrument`.
+    """
+    with ct.table(os.path.join(os.fspath(ms_or_table), "OBSERVATION"), readonly=False, ack=False) as ot:
+        n = ot.nrows()
+        if n:
+            ot.putcol("TELESCOPE_NAME", [CASA_OBSERVATORY] * n)
+            ot.putcol("PROJECT", [instrument] * n)
+        ot.putkeyword("INSTRUMENT", instrument)
+
+
+def instrument_name(ms_or_table: str | os.PathLike[str]) -> str:
+    """The instrument that took an MS: OBSERVATION's INSTRUMENT keyword, else its TELESCOPE_NAME."""
+    path = os.path.join(os.fspath(ms_or_table), "OBSERVATION")
+    if not os.path.isdir(path):
+        return INSTRUMENT
+    with ct.table(path, ack=False) as ot:
+        if "INSTRUMENT" in ot.keywordnames():
+            return str(ot.getkeyword("INSTRUMENT"))
+        return str(ot.getcell("TELESCOPE_NAME", 0)) if ot.nrows() else INSTRUMENT
 
 
 class MeasurementSetError(ValueError):
@@ -163,11 +199,7 @@ def read_ms(path: str | os.PathLike[str], datacolumn: str = "DATA") -> VisData:
             ant_names = [str(n) for n in at.getcol("NAME")]
             ant_pos = np.asarray(at.getcol("POSITION"), float)
             dish = float(np.median(at.getcol("DISH_DIAMETER"))) if at.nrows() else 4.65
-        telescope = "DSA-110"
-        if os.path.isdir(os.path.join(ms, "OBSERVATION")):
-            with ct.table(os.path.join(ms, "OBSERVATION"), ack=False) as ot:
-                if ot.nrows():
-                    telescope = str(ot.getcell("TELESCOPE_NAME", 0)) or telescope
+        telescope = instrument_name(ms) or INSTRUMENT
 
         dd_ids = np.unique(ddid)
         corr = pol_types[int(dd_pol[dd_ids[0]])]
@@ -445,3 +477,4 @@ def write_ms(path: str | os.PathLike[str], data: VisData, tiled: bool = True) ->
         ot.putcell("TELESCOPE_NAME", 0, data.telescope)
         ot.putcell("TIME_RANGE", 0, np.array([data.time[0], data.time[-1]]))
         ot.putcell("OBSERVER", 0, "synthetic")
+    name_observatory(ms, data.telescope)

@@ -8,7 +8,7 @@ import casacore.tables as ct
 import numpy as np
 import pytest
 
-from actors.calibrator.caltables import CalTableError, read_calset, read_caltable, write_calset
+from astro.caltables import CalTableError, read_calset, read_caltable, write_calset
 
 STANDARD = {"TIME", "FIELD_ID", "SPECTRAL_WINDOW_ID", "ANTENNA1", "ANTENNA2", "INTERVAL", "SCAN_NUMBER",
             "OBSERVATION_ID", "CPARAM", "PARAMERR", "FLAG", "SNR", "WEIGHT"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from actors.calibrator.flagging import flag_fraction, flag_rfi
+from astro.flagging import flag_fraction, flag_rfi
 
 
 def _noise(ntime=24, nbl=30, nchan=64, npol=2, seed=0):
