@@ -9,6 +9,8 @@ from typing import Any
 
 import aiohttp
 import msgspec
+import numpy as np
+import pytest
 
 from actors.alerter.actor import AlerterActor
 from actors.variability.actor import VariabilityActor
@@ -79,6 +81,12 @@ async def test_injected_ese_is_flagged_alerted_once_and_closed_by_an_operator(
     assert detail["timeseries"][0]["image_path"] == sky.images[0].path
     stats = detail["variability_stats"]
     assert stats["n_obs"] == 12 and stats["sigma_deviation"] >= 5.0 and stats["chi2_nu"] > 10
+    # η (VAST/TraP: the weighted reduced χ²) and V (std / mean) of the dip light curve, from its epochs.
+    f = np.array(fluxes)
+    w = 1 / np.array([e["error_mjy"] for e in detail["timeseries"]]) ** 2
+    eta = float(np.sum(w * (f - np.sum(w * f) / np.sum(w)) ** 2) / (len(f) - 1))
+    assert stats["eta"] == pytest.approx(eta, rel=1e-6) and stats["eta"] == pytest.approx(stats["chi2_nu"])
+    assert stats["v"] == pytest.approx(np.std(f, ddof=1) / np.mean(f), rel=1e-6) and stats["v"] > 0.2
 
     # Search: the ESE source first by sigma_deviation; the constant ones are all below 5σ.
     r = await stack.call("POST", "/api/sources/search", json_body={"sort": {"field": "sigma_deviation"}})
@@ -86,9 +94,30 @@ async def test_injected_ese_is_flagged_alerted_once_and_closed_by_an_operator(
     assert r.body["sources"][0]["source_id"] == sky.ese_source
     assert all(s["sigma_deviation"] < 5.0 for s in r.body["sources"][1:])
     assert set(r.body["sources"][0]) == {
-        "source_id", "ra_deg", "dec_deg", "nvss_flux_mjy", "mean_flux_mjy", "n_obs", "chi2_nu",
+        "source_id", "ra_deg", "dec_deg", "nvss_flux_mjy", "mean_flux_mjy", "n_obs", "chi2_nu", "eta", "v",
         "sigma_deviation", "last_measured_at",
     }  # fmt: skip
+    assert {k: r.body["sources"][0][k] for k in ("chi2_nu", "eta", "v")} == {
+        k: stats[k] for k in ("chi2_nu", "eta", "v")
+    }
+    # Sorted and filtered by the variability statistics: the dip is the most variable by η and V.
+    for field in ("eta", "v", "chi2_nu"):
+        r = await stack.call("POST", "/api/sources/search", json_body={"sort": {"field": field, "order": "desc"}})
+        assert r.status == 200 and r.body["sources"][0]["source_id"] == sky.ese_source
+        values = [s[field] for s in r.body["sources"]]
+        assert values == sorted(values, reverse=True)
+        r = await stack.call("POST", "/api/sources/search", json_body={"sort": {"field": field, "order": "asc"}})
+        assert r.body["sources"][-1]["source_id"] == sky.ese_source
+    others_max = {k: max(s[k] for s in r.body["sources"][:-1]) for k in ("eta", "v", "chi2_nu")}
+    for key, field in (("eta_min", "eta"), ("v_min", "v"), ("chi2_nu_min", "chi2_nu")):
+        threshold = (others_max[field] + stats[field]) / 2
+        r = await stack.call("POST", "/api/sources/search", json_body={"filters": {key: threshold}})
+        assert r.status == 200 and r.body["total"] == 1, key
+        assert r.body["sources"][0]["source_id"] == sky.ese_source
+        r = await stack.call("POST", "/api/sources/search", json_body={"filters": {key: 0}})
+        assert r.body["total"] == 6
+    r = await stack.call("POST", "/api/sources/search", json_body={"filters": {"eta_min": "high"}})
+    assert r.status == 422 and r.body["status"] == "error"
     r = await stack.call(
         "POST",
         "/api/sources/search",

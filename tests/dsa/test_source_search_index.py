@@ -36,6 +36,9 @@ def reference_sql(
     flux_min_mjy: float | None,
     sort_field: str,
     order: str,
+    chi2_nu_min: float | None = None,
+    eta_min: float | None = None,
+    v_min: float | None = None,
 ) -> tuple[str, str, list[Any]]:
     clauses: list[str] = []
     params: list[Any] = []
@@ -47,6 +50,9 @@ def reference_sql(
         ("dec_deg >= ?", dec_min),
         ("dec_deg <= ?", dec_max),
         ("mean_flux_mjy >= ?", flux_min_mjy),
+        ("chi2_nu >= ?", chi2_nu_min),
+        ("eta >= ?", eta_min),
+        ("v >= ?", v_min),
     ):
         if value is not None:
             clauses.append(sql)
@@ -55,8 +61,8 @@ def reference_sql(
     column = science.SORT_COLUMNS[sort_field]
     direction = "DESC" if order == "desc" else "ASC"
     page = (
-        "SELECT source_id, ra_deg, dec_deg, nvss_flux_mjy, mean_flux_mjy, n_obs, chi2_nu, sigma_deviation, "  # noqa: S608
-        f"last_measured_at FROM sources {where} ORDER BY {column} {direction}, source_id ASC LIMIT ? OFFSET ?"
+        "SELECT source_id, ra_deg, dec_deg, nvss_flux_mjy, mean_flux_mjy, n_obs, chi2_nu, eta, v, "  # noqa: S608
+        f"sigma_deviation, last_measured_at FROM sources {where} ORDER BY {column} {direction}, source_id ASC LIMIT ? OFFSET ?"
     )
     return page, f"SELECT COUNT(*) FROM sources {where}", params  # noqa: S608
 
@@ -74,6 +80,8 @@ async def reference(store: ProjectionStore, **kw: Any) -> dict[str, Any]:
         "mean_flux_mjy",
         "n_obs",
         "chi2_nu",
+        "eta",
+        "v",
         "sigma_deviation",
         "last_measured_at",
     ]
@@ -105,7 +113,8 @@ def quantised(rng: random.Random, lo: float, hi: float, step: float) -> float:
 
 def measured(rng: random.Random, names: list[str], mjd: float, n_obs: dict[str, int]) -> SourceMeasured:
     ids = rng.sample(names, rng.randint(1, min(len(names), 600)))
-    fields: dict[str, list[Any]] = {k: [] for k in ("ra", "dec", "cat", "nobs", "mean", "std", "chi2", "sig")}
+    keys = ("ra", "dec", "cat", "nobs", "mean", "std", "chi2", "eta", "v", "sig")
+    fields: dict[str, list[Any]] = {k: [] for k in keys}
     for name in ids:
         n_obs[name] = n_obs.get(name, 0) + 1
         fields["ra"].append(quantised(rng, 0, 360, 15))
@@ -115,6 +124,8 @@ def measured(rng: random.Random, names: list[str], mjd: float, n_obs: dict[str, 
         fields["mean"].append(None if rng.random() < 0.15 else quantised(rng, 0.005, 0.2, 0.005))
         fields["std"].append(None)
         fields["chi2"].append(None if rng.random() < 0.2 else quantised(rng, 0, 10, 0.5))
+        fields["eta"].append(None if rng.random() < 0.2 else quantised(rng, 0, 10, 0.5))
+        fields["v"].append(None if rng.random() < 0.2 else quantised(rng, 0, 0.5, 0.025))
         fields["sig"].append(quantised(rng, 0, 8, 0.25))
     k = len(ids)
     return SourceMeasured(
@@ -132,8 +143,8 @@ def measured(rng: random.Random, names: list[str], mjd: float, n_obs: dict[str, 
         mean_flux_jy=fields["mean"],
         std_flux_jy=fields["std"],
         chi2_nu=fields["chi2"],
-        eta=[None] * k,
-        v=[None] * k,
+        eta=fields["eta"],
+        v=fields["v"],
         sigma_deviation=fields["sig"],
     )
 
@@ -157,6 +168,9 @@ def random_search(rng: random.Random, names: list[str]) -> dict[str, Any]:
         "dec_min": dec_min,
         "dec_max": dec_max,
         "flux_min_mjy": maybe(quantised(rng, 5, 200, 5)),
+        "chi2_nu_min": maybe(quantised(rng, 0, 10, 0.5)),
+        "eta_min": maybe(quantised(rng, 0, 10, 0.5)),
+        "v_min": maybe(quantised(rng, 0, 0.5, 0.025)),
         "sort_field": rng.choice(list(science.SORT_COLUMNS)),
         "order": rng.choice(["asc", "desc"]),
         "limit": rng.choice([1, 3, 10, 100, 1000]),

@@ -9,8 +9,9 @@ source's epochs are contiguous on disk and a light curve is one range scan; ``si
 source's integer rowid and image paths are interned in ``timeseries_images``, which keeps a
 timeseries row at ~40 bytes (100 M epochs ≈ 4 GB rather than ~10 GB with text keys).
 
-The search (filters on ``sigma_deviation``, ``dec_deg``, ``mean_flux_mjy``, a name prefix, a sort
-on any served column, an exact ``total``) is answered from an in-memory columnar copy of
+The search (minimum filters on ``sigma_deviation``, ``mean_flux_mjy`` and the variability
+statistics ``chi2_nu``, ``eta`` and ``v``, a ``dec_deg`` range, a name prefix, a sort on any served
+column, an exact ``total``) is answered from an in-memory columnar copy of
 ``sources`` kept by ``web/projections/source_index.py``: loaded when the store opens and refreshed
 after every committed batch from the rows the batch changed. Counting a broad filter exactly in
 SQLite walks hundreds of thousands of index entries (~150 ms at 1 M sources); a numpy mask over
@@ -319,6 +320,8 @@ SORT_COLUMNS: dict[str, str] = {
     "dec_deg": "dec_deg",
     "source_id": "source_id",
     "last_measured_at": "last_mjd",
+    "eta": "eta",
+    "v": "v",
 }
 
 
@@ -330,6 +333,9 @@ async def search_sources(
     dec_min: float | None = None,
     dec_max: float | None = None,
     flux_min_mjy: float | None = None,
+    chi2_nu_min: float | None = None,
+    eta_min: float | None = None,
+    v_min: float | None = None,
     sort_field: str = "sigma_deviation",
     order: str = "desc",
     limit: int = 100,
@@ -347,6 +353,9 @@ async def search_sources(
         dec_min=dec_min,
         dec_max=dec_max,
         flux_min_mjy=flux_min_mjy,
+        chi2_nu_min=chi2_nu_min,
+        eta_min=eta_min,
+        v_min=v_min,
         sort_field=sort_field,
         order=order,
         limit=limit,
@@ -358,7 +367,7 @@ async def search_sources(
 async def source_detail(store: ProjectionStore, source_id: str) -> dict[str, Any] | None:
     row = await store.fetchone(
         "SELECT sid, source_id, ra_deg, dec_deg, nvss_flux_mjy, spectral_index, n_obs, mean_flux_mjy, "
-        "std_flux_mjy, chi2_nu, sigma_deviation FROM sources WHERE source_id = ?",
+        "std_flux_mjy, chi2_nu, sigma_deviation, eta, v FROM sources WHERE source_id = ?",
         [source_id],
     )
     if row is None:
@@ -380,6 +389,8 @@ async def source_detail(store: ProjectionStore, source_id: str) -> dict[str, Any
             "mean_flux_mjy": row[7],
             "std_flux_mjy": row[8],
             "chi2_nu": row[9],
+            "eta": row[11],
+            "v": row[12],
             "sigma_deviation": row[10],
         },
         "timeseries": [

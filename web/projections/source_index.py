@@ -23,10 +23,10 @@ sorts first ascending, last descending; ties in the sort column are broken by ``
 ascending; names compare as SQLite's ``NOCASE`` (ASCII case folded, then bytewise UTF-8, a shorter
 name before its extensions); the prefix ``query`` is the range ``[q, q || U+10FFFF)``.
 
-Memory, per source: 7 float64 columns and the sid and n_obs (72 bytes), the name twice (as stored,
+Memory, per source: 9 float64 columns and the sid and n_obs (88 bytes), the name twice (as stored,
 in row order, and case-folded in name order, each padded to the longest name: 2 × 21 bytes for
 NVSS names), the name order and its inverse (8), and a code for ``last_measured_at`` (4): about
-126 bytes, ~130 MB at a million sources (arrays grow by half when full).
+142 bytes, ~145 MB at a million sources (arrays grow by half when full).
 """
 
 from __future__ import annotations
@@ -52,9 +52,11 @@ log = logs.get("web.projections.source_index")
 #: columns of ``sources`` read into the index, in this order
 _COLS = (
     "sid, source_id, ra_deg, dec_deg, nvss_flux_mjy, mean_flux_mjy, n_obs, chi2_nu, "
-    "sigma_deviation, last_mjd, last_measured_at"
+    "sigma_deviation, last_mjd, last_measured_at, eta, v"
 )
-_FLOATS = ("ra", "dec", "nvss", "mean", "chi2", "sig", "last_mjd")
+_FLOATS = ("ra", "dec", "nvss", "mean", "chi2", "sig", "last_mjd", "eta", "v")
+#: position in ``_COLS`` of each float array
+_FLOAT_AT = (2, 3, 4, 5, 7, 8, 9, 11, 12)
 #: sort field -> array (``source_id`` sorts by the name order itself)
 SORT_KEYS: dict[str, str] = {
     "sigma_deviation": "sig",
@@ -66,8 +68,11 @@ SORT_KEYS: dict[str, str] = {
     "dec_deg": "dec",
     "source_id": "rank",
     "last_measured_at": "last_mjd",
+    "eta": "eta",
+    "v": "v",
 }
-_NULLABLE = frozenset({"nvss", "mean", "chi2"})
+_NULLABLE = frozenset({"nvss", "mean", "chi2", "eta", "v"})
+
 _PREFIX_END = "\U0010ffff".encode()
 _FOLD = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"abcdefghijklmnopqrstuvwxyz")
 _CHUNK = 100_000
@@ -96,6 +101,8 @@ class SourceIndex:
     chi2: FloatArray = field(default_factory=lambda: np.zeros(0))
     sig: FloatArray = field(default_factory=lambda: np.zeros(0))
     last_mjd: FloatArray = field(default_factory=lambda: np.zeros(0))
+    eta: FloatArray = field(default_factory=lambda: np.zeros(0))
+    v: FloatArray = field(default_factory=lambda: np.zeros(0))
     n_obs: IntArray = field(default_factory=lambda: np.zeros(0, np.int64))
     at_code: npt.NDArray[np.int32] = field(default_factory=lambda: np.zeros(0, np.int32))
     names: npt.NDArray[np.bytes_] = field(default_factory=lambda: np.zeros(0, "S1"))
@@ -156,8 +163,8 @@ class SourceIndex:
         if names.dtype.itemsize > self.names.dtype.itemsize:
             self.names = self.names.astype(names.dtype)
         self.names[lo:hi] = names
-        for name, col in zip(_FLOATS, (cols[2], cols[3], cols[4], cols[5], cols[7], cols[8], cols[9]), strict=True):
-            getattr(self, name)[lo:hi] = np.array(col, dtype=np.float64)  # None -> NaN
+        for name, c in zip(_FLOATS, _FLOAT_AT, strict=True):
+            getattr(self, name)[lo:hi] = np.array(cols[c], dtype=np.float64)  # None -> NaN
         self.n_obs[lo:hi] = cols[6]
         self.at_code[lo:hi] = self._codes(cols[10])
         self.n = hi
@@ -186,8 +193,8 @@ class SourceIndex:
             p = pos[known]
             old = [r for r, kn in zip(rows, known.tolist(), strict=True) if kn]
             cols = list(zip(*old, strict=True))
-            for name, col in zip(_FLOATS, (cols[2], cols[3], cols[4], cols[5], cols[7], cols[8], cols[9]), strict=True):
-                getattr(self, name)[p] = np.array(col, dtype=np.float64)
+            for name, c in zip(_FLOATS, _FLOAT_AT, strict=True):
+                getattr(self, name)[p] = np.array(cols[c], dtype=np.float64)
             self.n_obs[p] = cols[6]
             self.at_code[p] = self._codes(cols[10])
             # source_id never changes for a sid (the upsert does not set it)
@@ -218,26 +225,33 @@ class SourceIndex:
         self,
         *,
         query: str | None,
-        variability_min: float | None,
-        dec_min: float | None,
-        dec_max: float | None,
-        flux_min_mjy: float | None,
         sort_field: str,
         order: str,
         limit: int,
         offset: int,
+        variability_min: float | None = None,
+        dec_min: float | None = None,
+        dec_max: float | None = None,
+        flux_min_mjy: float | None = None,
+        chi2_nu_min: float | None = None,
+        eta_min: float | None = None,
+        v_min: float | None = None,
     ) -> tuple[list[dict[str, Any]], int]:
         """(the page's rows, the number of matches), as the SQL over ``sources`` would answer."""
         n = self.n
         conds: list[tuple[FloatArray, str, float]] = []
-        if variability_min is not None:
-            conds.append((self.sig, ">=", variability_min))
-        if dec_min is not None:
-            conds.append((self.dec, ">=", dec_min))
+        for col, x in (
+            (self.sig, variability_min),
+            (self.dec, dec_min),
+            (self.mean, flux_min_mjy),
+            (self.chi2, chi2_nu_min),
+            (self.eta, eta_min),
+            (self.v, v_min),
+        ):
+            if x is not None:
+                conds.append((col, ">=", x))
         if dec_max is not None:
             conds.append((self.dec, "<=", dec_max))
-        if flux_min_mjy is not None:
-            conds.append((self.mean, ">=", flux_min_mjy))
         rows: npt.NDArray[np.int64] | None  # None: every source
         if query:
             q = fold(query)
@@ -308,10 +322,12 @@ class SourceIndex:
                 "mean_flux_mjy": opt(mean),
                 "n_obs": n_obs,
                 "chi2_nu": opt(chi2),
+                "eta": opt(eta),
+                "v": opt(v),
                 "sigma_deviation": sig,
                 "last_measured_at": at[code],
             }
-            for name, ra, dec, nvss, mean, n_obs, chi2, sig, code in zip(
+            for name, ra, dec, nvss, mean, n_obs, chi2, eta, v, sig, code in zip(
                 self.names[page].tolist(),
                 self.ra[page].tolist(),
                 self.dec[page].tolist(),
@@ -319,6 +335,8 @@ class SourceIndex:
                 self.mean[page].tolist(),
                 self.n_obs[page].tolist(),
                 self.chi2[page].tolist(),
+                self.eta[page].tolist(),
+                self.v[page].tolist(),
                 self.sig[page].tolist(),
                 self.at_code[page].tolist(),
                 strict=True,

@@ -81,6 +81,10 @@ class SearchFilters(msgspec.Struct, forbid_unknown_fields=True):
     dec_min: Dec | None = None
     dec_max: Dec | None = None
     flux_min_mjy: float | None = None
+    #: minimums of the variability statistics (a source without the statistic never matches)
+    chi2_nu_min: float | None = None
+    eta_min: float | None = None
+    v_min: float | None = None
 
 
 class SearchSort(msgspec.Struct, forbid_unknown_fields=True):
@@ -104,6 +108,8 @@ class SourceRow(msgspec.Struct):
     mean_flux_mjy: float | None
     n_obs: int
     chi2_nu: float | None
+    eta: float | None
+    v: float | None
     sigma_deviation: float
     last_measured_at: str
 
@@ -120,6 +126,8 @@ class VariabilityStats(msgspec.Struct):
     mean_flux_mjy: float | None
     std_flux_mjy: float | None
     chi2_nu: float | None
+    eta: float | None
+    v: float | None
     sigma_deviation: float
 
 
@@ -290,7 +298,7 @@ def register(edge: Edge) -> None:
         request=SourceSearchRequest,
         response=SourceSearchResponse,
         tag="sources",
-        summary="Search sources by name prefix, variability, declination and flux",
+        summary="Search sources by name prefix, variability (sigma_deviation, chi2_nu, eta, v), declination and flux",
         responses={400: "bad JSON", 422: "bad filter, sort field or paging"},
     )
     async def search(request: web.Request) -> web.Response:
@@ -311,6 +319,9 @@ def register(edge: Edge) -> None:
             dec_min=f.dec_min,
             dec_max=f.dec_max,
             flux_min_mjy=f.flux_min_mjy,
+            chi2_nu_min=f.chi2_nu_min,
+            eta_min=f.eta_min,
+            v_min=f.v_min,
             sort_field=body.sort.field,
             order=body.sort.order,
             limit=body.limit,
