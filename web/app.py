@@ -32,7 +32,9 @@ from web.live import LiveHub
 from web.metrics import system_metrics
 from web.projections.dsa import pipeline_status
 from web.projections.store import ProjectionStore
+from web.routes import core
 from web.routing import Api
+from web.state import SETTINGS, STORE
 
 log = logs.get("web.app")
 
@@ -210,8 +212,8 @@ class Edge:
     def build_app(self) -> web.Application:
         app = web.Application(middlewares=[error_middleware], client_max_size=1024 * 1024)
         app[EDGE] = self
-        from web.routes import core
-
+        app[STORE] = self.store
+        app[SETTINGS] = self.settings
         core.register(self)
         for extra in self.route_modules():
             extra.register(self)

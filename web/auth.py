@@ -17,6 +17,7 @@ from aiohttp import web
 
 from actors.quota_keeper import keys
 from web.errors import ApiError
+from web.state import SETTINGS, STORE
 
 HEADER = "x-api-key"
 
@@ -45,14 +46,12 @@ async def require_key(request: web.Request) -> Principal:
     cached = request.get(_PRINCIPAL)
     if isinstance(cached, Principal):
         return cached
-    from web.app import EDGE
-
     presented = request.headers.get(HEADER, "").strip()
     if not presented:
         raise _forbidden("missing API key: send it in the x-api-key header", "MISSING_API_KEY")
     if not keys.looks_like_key(presented):
         raise _forbidden("invalid API key", "INVALID_API_KEY")
-    row = await request.app[EDGE].store.fetchone(
+    row = await request.app[STORE].fetchone(
         """SELECT k.key_id, k.user_id, k.expires_at, k.revoked_at, u.email, u.tier, u.role
            FROM seti_keys k JOIN seti_users u ON u.user_id = k.user_id WHERE k.key_hash = ?""",
         (keys.key_hash(presented),),
@@ -80,8 +79,6 @@ async def require_operator(request: web.Request) -> Principal:
 
 async def require_reader(request: web.Request) -> Principal | None:
     """For dashboard read endpoints: open unless ``--read-auth`` is set, then any valid key."""
-    from web.app import EDGE
-
-    if request.app[EDGE].settings.read_auth:
+    if request.app[SETTINGS].read_auth:
         return await require_key(request)
     return None
