@@ -13,6 +13,8 @@ from aiohttp import web
 
 from settings import Settings
 from web.projections.store import ProjectionStore
+from web.sessions import SessionStore
 
 STORE: web.AppKey[ProjectionStore] = web.AppKey("projection_store", ProjectionStore)
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)
+SESSIONS: web.AppKey[SessionStore] = web.AppKey("sessions", SessionStore)
