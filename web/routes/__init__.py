@@ -10,5 +10,6 @@ ROUTE_MODULES: list[str] = [
     "web.routes.seti_live",
     "web.routes.dsa_ingest",
     "web.routes.dsa_qa",
+    "web.routes.products",
     "web.routes.dsa_control",
 ]
