@@ -11,5 +11,6 @@ ROUTE_MODULES: list[str] = [
     "web.routes.dsa_ingest",
     "web.routes.dsa_qa",
     "web.routes.products",
+    "web.routes.pages",
     "web.routes.dsa_control",
 ]
