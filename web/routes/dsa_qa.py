@@ -24,6 +24,7 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
+from urllib.parse import quote
 
 import msgspec
 import numpy as np
@@ -73,6 +74,7 @@ def _iso(ts: float) -> str:
 
 def list_directory(settings: Any, real: str, max_entries: int = 5000) -> dict[str, Any]:
     roots = roots_of(settings)
+    data_dir = os.path.realpath(os.fspath(settings.data_dir))
 
     def inside(p: str) -> bool:
         return any(p == r or p.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
@@ -93,8 +95,29 @@ def list_directory(settings: Any, real: str, max_entries: int = 5000) -> dict[st
         if os.path.isdir(target):
             directories.append({"name": e.name, "path": path})
         else:
-            files.append({"name": e.name, "path": path, "size": int(st.st_size), "modified": _iso(st.st_mtime)})
+            files.append(
+                {
+                    "name": e.name,
+                    "path": path,
+                    "size": int(st.st_size),
+                    "modified": _iso(st.st_mtime),
+                    "url": file_url(path, data_dir),
+                }
+            )
     return {"path": real, "directories": directories, "files": files}
+
+
+SERVED_SUFFIXES = (".png", ".fits", ".fit", ".fts")
+
+
+def file_url(path: str, data_dir: str) -> str | None:
+    """Where a browser fetches this file (``GET /api/qa/file/{path}``): PNG and FITS files only.
+    Relative to the data dir when under it (no '//' in the URL, which some proxies fold)."""
+    if not path.lower().endswith(SERVED_SUFFIXES):
+        return None
+    base = data_dir.rstrip(os.sep) + os.sep
+    rel = path[len(base) :] if path.startswith(base) else path
+    return "/api/qa/file/" + quote(rel, safe="/")
 
 
 def _jsonable(v: Any) -> Any:
@@ -355,6 +378,7 @@ class FileEntry(msgspec.Struct):
     path: str
     size: int
     modified: str
+    url: str | None  # GET /api/qa/file/... for PNG and FITS files, else null
 
 
 class DirectoryResponse(msgspec.Struct):
