@@ -124,6 +124,11 @@ async def test_revoked_key_ends_its_sessions(stack: Stack) -> None:
         return (await stack.call("GET", "/usage", headers=cookie)).status == 403
 
     await eventually(refused)
+    # Signed out all the same: GET says 401, and the session can still be closed (with its token).
+    assert (await stack.call("GET", "/api/session", headers=cookie)).status == 401
+    r = await stack.call("DELETE", "/api/session", headers={**cookie, "X-CSRF-Token": body["csrf_token"]})
+    assert r.status == 204
+    assert await stack.edge.sessions.get(cookie["Cookie"].split("=", 1)[1]) is None
 
 
 async def test_session_expiry_and_secure_flag(stack: Stack, edge_factory: Callable[..., Awaitable[Any]]) -> None:

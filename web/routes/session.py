@@ -13,16 +13,17 @@ The key is read from the body only, never from a URL, and is neither stored nor 
 
 from __future__ import annotations
 
+import hmac
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
 import msgspec
 from aiohttp import web
 
-from web.auth import Principal, principal_for_key, require_key, session_of
+from web.auth import Principal, principal_for_key, session_of
 from web.errors import ApiError
 from web.routing import json_response, read_json
-from web.sessions import COOKIE, Session
+from web.sessions import COOKIE, CSRF_HEADER, Session
 
 if TYPE_CHECKING:
     from web.app import Edge
@@ -89,7 +90,10 @@ def register(edge: Edge) -> None:
         responses={401: "No session, or it expired"},
     )
     async def current(request: web.Request) -> web.Response:
-        found = await session_of(request)
+        try:
+            found = await session_of(request)
+        except ApiError:  # the key behind the session was revoked or expired: signed out all the same
+            found = None
         if found is None:
             raise ApiError(401, "not signed in (no session, or it expired)", "NOT_SIGNED_IN")
         return json_response(_view(*found), headers={"Cache-Control": "no-store"})
@@ -104,8 +108,12 @@ def register(edge: Edge) -> None:
     )
     async def delete(request: web.Request) -> web.Response:
         token = request.cookies.get(COOKIE, "")
-        if token and await edge.sessions.get(token) is not None:
-            await require_key(request)  # the CSRF check: a cross-site page cannot sign a user out
+        session = await edge.sessions.get(token) if token else None
+        if session is not None:
+            # The CSRF check (a cross-site page cannot sign a user out), but not the key's: a session
+            # whose key was revoked can still be closed.
+            if not hmac.compare_digest(request.headers.get(CSRF_HEADER, "").encode(), session.csrf_token.encode()):
+                raise ApiError(403, f"missing or wrong {CSRF_HEADER} header for this session", "CSRF_FAILED")
             await edge.sessions.delete(token)
         resp = web.Response(status=204)
         resp.del_cookie(COOKIE, path="/", secure=secure, httponly=True, samesite="Strict")
