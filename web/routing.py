@@ -85,6 +85,13 @@ def query_float(
         raise ApiError(422, f"query parameter '{name}' must be a number", details={"field": name}) from None
 
 
+def _path_schema(pattern: str) -> dict[str, Any]:
+    """A path parameter's schema: ``{id:\\d+}`` is an integer (a client may send only digits)."""
+    if pattern == r"\d+":
+        return {"type": "integer", "minimum": 0}
+    return {"type": "string"}
+
+
 @dataclass
 class Route:
     method: str
@@ -98,6 +105,8 @@ class Route:
     auth: str = ""  # "" | "key" | "operator"
     responses: dict[int, str] = field(default_factory=dict)
     query: list[tuple[str, str, bool]] = field(default_factory=list)
+    #: a non-JSON success body (image/png, application/fits, text/html): documented as binary
+    content_type: str = ""
 
 
 class Api:
@@ -127,8 +136,8 @@ class Api:
         for r in self.routes:
             op: dict[str, Any] = {"summary": r.summary or r.handler.__doc__ or "", "tags": [r.tag] if r.tag else []}
             params = [
-                {"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
-                for n in re.findall(r"{(\w+)(?::[^}]*)?}", r.path)
+                {"name": n, "in": "path", "required": True, "schema": _path_schema(pattern)}
+                for n, pattern in re.findall(r"{(\w+)(?::([^}]*))?}", r.path)
             ]
             params += [{"name": n, "in": "query", "required": req, "schema": {"type": t}} for n, t, req in r.query]
             if params:
@@ -140,6 +149,8 @@ class Api:
             ok: dict[str, Any] = {"description": "OK"}
             if r.response is not None:
                 ok["content"] = {"application/json": {"schema": by_type[r.response]}}
+            elif r.content_type:
+                ok["content"] = {r.content_type: {"schema": {"type": "string", "format": "binary"}}}
             responses: dict[str, Any] = {str(r.status): ok}
             for code, desc in r.responses.items():
                 responses[str(code)] = {

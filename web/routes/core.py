@@ -13,7 +13,7 @@ from aiohttp import WSMsgType, web
 import telemetry
 from web.auth import require_reader
 from web.health import HealthReport, Readiness
-from web.live import Client, LiveMessage
+from web.live import Client, LiveMessage, sse_frame
 from web.routing import json_response
 
 if TYPE_CHECKING:
@@ -227,7 +227,7 @@ def register(edge: Edge) -> None:
             if msg.type == "heartbeat":
                 await resp.write(b": heartbeat\n\n")
             else:
-                await resp.write(b"id: " + msg.id.encode() + b"\ndata: " + msg.body + b"\n\n")
+                await resp.write(sse_frame(msg))
 
         client = Client("sse", send)
         with contextlib.suppress(ConnectionResetError, asyncio.CancelledError):
