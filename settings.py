@@ -205,6 +205,22 @@ class Settings:
         default=False,
         metadata=_meta("OBS_READ_AUTH", "--read-auth", "require an API key on dashboard read endpoints too"),
     )
+    session_ttl_s: float = field(
+        default=43200.0,
+        metadata=_meta(
+            "OBS_SESSION_TTL_S",
+            "--session-ttl",
+            "browser sessions (POST /api/session) last this long (s); the cookie's Max-Age",
+        ),
+    )
+    cors_origins: str = field(
+        default="",
+        metadata=_meta(
+            "OBS_CORS_ORIGINS",
+            "--cors-origins",
+            "comma-separated origins allowed to call the API from a browser, with credentials (default: none)",
+        ),
+    )
     cal_max_sep_hours: float = field(
         default=12.0,
         metadata=_meta(

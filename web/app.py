@@ -32,7 +32,10 @@ from web.live import LiveHub
 from web.metrics import system_metrics
 from web.projections.dsa import pipeline_status
 from web.projections.store import ProjectionStore
+from web.routes import core
 from web.routing import Api
+from web.sessions import SessionStore
+from web.state import SESSIONS, SETTINGS, STORE
 
 log = logs.get("web.app")
 
@@ -64,6 +67,7 @@ class Edge:
         self.settings = settings
         self.bus = bus
         self.store = ProjectionStore(settings.projection_db)
+        self.sessions = SessionStore(settings.projection_db.with_name(f"{settings.edge_name}-sessions.sqlite"))
         self.hub = LiveHub()
         self.api = Api("Observatory platform", VERSION)
         self.heartbeats: dict[str, tuple[ActorHeartbeat, float]] = {}
@@ -210,8 +214,9 @@ class Edge:
     def build_app(self) -> web.Application:
         app = web.Application(middlewares=[error_middleware], client_max_size=1024 * 1024)
         app[EDGE] = self
-        from web.routes import core
-
+        app[STORE] = self.store
+        app[SETTINGS] = self.settings
+        app[SESSIONS] = self.sessions
         core.register(self)
         for extra in self.route_modules():
             extra.register(self)
@@ -241,6 +246,7 @@ class Edge:
 
     async def start(self, host: str | None = None, port: int | None = None) -> str:
         await self.store.open()
+        await self.sessions.open()
         await self._check_stream_reset()
         await self.refresh_status()
         self.metrics = await asyncio.to_thread(system_metrics, self.settings.data_dir)
@@ -281,6 +287,7 @@ class Edge:
         with contextlib.suppress(Exception):
             await self._hb_sub.unsubscribe()
         await self.store.close()
+        await self.sessions.close()
         with contextlib.suppress(OSError):
             if self.settings.edge_url_file.read_text() == self.url:
                 self.settings.edge_url_file.unlink()

@@ -37,6 +37,12 @@ class LiveMessage:
     body: bytes  # the JSON document {"type", "data", ...}
 
 
+def sse_frame(msg: LiveMessage) -> bytes:
+    """One Server-Sent Event: named by the message type (``addEventListener('status_update', ...)``
+    in a browser; a nameless event would reach only ``onmessage``) with its id for Last-Event-ID."""
+    return b"event: " + msg.type.encode() + b"\nid: " + msg.id.encode() + b"\ndata: " + msg.body + b"\n\n"
+
+
 @dataclass(eq=False)
 class Client:
     kind: str  # "ws" | "sse"

@@ -148,11 +148,11 @@ async def test_operator_role(stack: Stack) -> None:
             self.headers = {"x-api-key": key}
             self.app = {}
 
-    from web.app import EDGE
+    from web.state import SETTINGS, STORE
 
     def request_for(key: str) -> web.Request:
         req = FakeRequest(key)
-        req.app = {EDGE: stack.edge}
+        req.app = {STORE: stack.edge.store, SETTINGS: stack.edge.settings}
         return req  # type: ignore[return-value]
 
     principal = await require_operator(request_for(op.api_key))

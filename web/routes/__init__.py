@@ -4,6 +4,7 @@ Add a module here with one line; the edge imports them in this order at start.
 """
 
 ROUTE_MODULES: list[str] = [
+    "web.routes.session",
     "web.routes.seti",
     "web.routes.dsa_science",
     "web.routes.seti_live",

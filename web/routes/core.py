@@ -11,7 +11,7 @@ import msgspec
 from aiohttp import WSMsgType, web
 
 from web.auth import require_reader
-from web.live import Client, LiveMessage
+from web.live import Client, LiveMessage, sse_frame
 from web.routing import json_response
 
 if TYPE_CHECKING:
@@ -198,7 +198,7 @@ def register(edge: Edge) -> None:
             if msg.type == "heartbeat":
                 await resp.write(b": heartbeat\n\n")
             else:
-                await resp.write(b"id: " + msg.id.encode() + b"\ndata: " + msg.body + b"\n\n")
+                await resp.write(sse_frame(msg))
 
         client = Client("sse", send)
         with contextlib.suppress(ConnectionResetError, asyncio.CancelledError):

@@ -32,7 +32,7 @@ from aiohttp import WSMsgType, web
 
 from web.auth import require_key
 from web.errors import ApiError
-from web.live import Client, LiveMessage
+from web.live import Client, LiveMessage, sse_frame
 from web.projections.seti import job_listeners
 from web.routes.seti import FORMATS, TAG, _job_view
 
@@ -182,7 +182,7 @@ def register(edge: Edge) -> None:
             if msg is _KEEPALIVE:
                 await resp.write(b": keep-alive\n\n")
             else:
-                await resp.write(b"id: " + msg.id.encode() + b"\ndata: " + msg.body + b"\n\n")
+                await resp.write(sse_frame(msg))
 
         with contextlib.suppress(ConnectionResetError, asyncio.CancelledError):
             await follow(job_id, send, asyncio.Event().wait(), keepalive=SSE_KEEPALIVE_S)
