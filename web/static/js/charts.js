@@ -74,7 +74,7 @@ export function lightCurve(el, epochs, baselineMjy, threshold = 5) {
     width: width(el), height: 260,
     scales: { x: { time: false }, y: { range: [lo - pad, hi + pad] } },
     axes: [
-      { ...AXIS, label: "MJD", values: (u, v) => v.map((x) => x.toFixed(3)) },
+      { ...AXIS, label: "MJD", space: 90, values: (u, v) => v.map((x) => x.toFixed(3)) },
       { ...AXIS, label: "flux density (mJy)", size: 60 },
     ],
     series: [
