@@ -124,7 +124,8 @@ export function setiView(ctx, el) {
     shownExports = key;
     const res = job.results || {};
     const top = res.top_candidates || [];
-    const links = await Promise.all(exports.filter((f) => FORMATS.includes(f)).map(async (fmt) => {
+    const ordered = [...FORMATS.filter((f) => exports.includes(f)), ...exports.filter((f) => !FORMATS.includes(f))];
+    const links = await Promise.all(ordered.map(async (fmt) => {
       if (fmt === "csv") return [fmt, `/jobs/${job.job_id}/download?format=csv`];
       try { return [fmt, (await get(`/jobs/${job.job_id}/download?format=${fmt}`)).download_url]; } catch { return [fmt, null]; }
     }));
