@@ -58,6 +58,8 @@ async def test_an_ese_candidate_appears_live_and_an_operator_marks_it_false_posi
     await page.wait_for_selector(row, state="detached")  # gone from the "active" list
     r = await stack.call("GET", "/api/ese/candidates")
     assert r.body["candidates"][0]["status"] == "false_positive"
+    r = await stack.call("GET", "/api/ese/candidates?offset=1")  # paged on the server
+    assert r.body == {"candidates": [], "total": 1}
     await page.select_option("#cand-status", "false_positive")
     await page.wait_for_selector(f"{row} .state.false_positive")
 
