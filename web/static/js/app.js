@@ -5,7 +5,7 @@
 // the latest state, so 200 events/s cost the page a handful of renders per second and nothing
 // accumulates (no per-event DOM, no unbounded arrays).
 
-import { api, setCsrf, ApiError } from "./api.js";
+import { api, get, setCsrf, ApiError } from "./api.js";
 import { Live } from "./live.js";
 import { throttle } from "./dom.js";
 import { pipelineView } from "./views/pipeline.js";
@@ -21,17 +21,17 @@ const ctx = {
   user: null,
   get operator() { return !!this.user && this.user.role === "operator"; },
   toast,
-  stats: { renders: 0, messages: 0, lastRender: 0 },
+  stats: { renders: 0, messages: 0, lastRender: 0, firstData: 0 },
 };
 window.__dashboard = ctx; // for the benchmark and tests: counters only, no secrets
 
-const views = {
-  pipeline: pipelineView(ctx, document.getElementById("view-pipeline")),
-  images: imagesView(ctx, document.getElementById("view-images")),
-  sources: sourcesView(ctx, document.getElementById("view-sources")),
-  alerts: alertsView(ctx, document.getElementById("view-alerts")),
-  seti: setiView(ctx, document.getElementById("view-seti")),
-};
+// Views are built the first time they are shown: the first paint builds one view, not five.
+const factories = { pipeline: pipelineView, images: imagesView, sources: sourcesView, alerts: alertsView, seti: setiView };
+const views = {};
+function view(name) {
+  if (!views[name]) views[name] = factories[name](ctx, document.getElementById(`view-${name}`));
+  return views[name];
+}
 let current = null;
 
 function render() {
@@ -39,6 +39,7 @@ function render() {
   views[current].render();
   ctx.stats.renders++;
   ctx.stats.lastRender = performance.now();
+  if (!ctx.stats.firstData && ctx.state.status) ctx.stats.firstData = ctx.stats.lastRender; // ms since navigation
 }
 const scheduleRender = throttle(render, RENDER_MS);
 ctx.rerender = scheduleRender;
@@ -82,13 +83,14 @@ const live = new Live(onMessage, (state) => {
 });
 
 function show(name) {
-  if (!views[name]) name = "pipeline";
+  if (!factories[name]) name = "pipeline";
   if (current === name) return;
   if (current) { views[current].hide?.(); views[current].el.hidden = true; }
   current = name;
   for (const a of document.querySelectorAll("#tabs a")) a.classList.toggle("active", a.dataset.view === name);
-  views[name].el.hidden = false;
-  views[name].show?.();
+  const v = view(name);
+  v.el.hidden = false;
+  v.show?.();
   render();
 }
 window.addEventListener("hashchange", () => show(location.hash.slice(1)));
@@ -143,11 +145,16 @@ function toast(message, kind = "error") {
 
 async function boot() {
   show(location.hash.slice(1) || "pipeline");
+  // All at once: the live socket (the browser sends the session cookie by itself), the session
+  // check, and the current status over plain HTTP so the first render need not wait for the socket.
+  live.start();
+  (window.__firstStatus || get("/api/status")).then((status) => {
+    if (!ctx.state.status) { ctx.state.status = status; scheduleRender(); }
+  }).catch(() => {});
   try {
     applySession(await api("GET", "/api/session"));
   } catch {
     applySession(null);
   }
-  live.start();
 }
 boot();

@@ -1,6 +1,22 @@
 // Plots with uPlot (vendored under /static/vendor/uplot, MIT): the queue history, a source's
 // light curve with error bars, baseline and flagged epochs, and a SETI job's progress.
 
+let loading = null;
+/** uPlot is loaded on first use, off the first paint's critical path. */
+export function loadUplot() {
+  if (window.uPlot) return Promise.resolve(window.uPlot);
+  if (!loading) {
+    loading = new Promise((resolve, reject) => {
+      const s = document.createElement("script");
+      s.src = "/static/vendor/uplot/uPlot.iife.min.js";
+      s.onload = () => resolve(window.uPlot);
+      s.onerror = () => reject(new Error("could not load uPlot"));
+      document.head.append(s);
+    });
+  }
+  return loading;
+}
+
 const AXIS = { stroke: "#8593a3", grid: { stroke: "#2a343f", width: 1 }, ticks: { stroke: "#2a343f" } };
 
 function width(el) { return Math.max(280, el.clientWidth || 600); }

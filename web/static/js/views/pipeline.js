@@ -3,7 +3,7 @@
 
 import { get, post, ApiError } from "../api.js";
 import { h, fill, card, stateBadge, num, ago, when, mjd, bytes, throttle } from "../dom.js";
-import { timeSeries } from "../charts.js";
+import { timeSeries, loadUplot } from "../charts.js";
 
 const STATES = ["collecting", "pending", "in_progress", "completed", "failed"];
 const CONFIG_FIELDS = [
@@ -65,6 +65,7 @@ export function pipelineView(ctx, el) {
         h("div", { class: "span-7" }, form)))));
 
   let history = null;
+  let historyLoading = null;
   const prevState = new Map();
   let timers = [];
   let configLoaded = false;
@@ -200,14 +201,14 @@ export function pipelineView(ctx, el) {
   return {
     el,
     show() {
-      if (!history) {
-        history = timeSeries(historyEl, [
+      if (!historyLoading) {
+        historyLoading = loadUplot().then(() => { history = timeSeries(historyEl, [
           { label: "collecting", color: "#8593a3" }, { label: "pending", color: "#d29922" },
           { label: "in progress", color: "#4aa3ff" }, { label: "completed", color: "#3fb950" }, { label: "failed", color: "#f85149" },
-        ], { height: 170, yLabel: "groups" });
+        ], { height: 170, yLabel: "groups" }); });
       }
       loadMs(); loadActors(); loadStreaming();
-      timers = [setInterval(loadActors, 2000), setInterval(loadStreaming, 5000), setInterval(() => { sampleHistory(); history.draw(); }, 1000)];
+      timers = [setInterval(loadActors, 2000), setInterval(loadStreaming, 5000), setInterval(() => { if (history) { sampleHistory(); history.draw(); } }, 1000)];
     },
     hide() { timers.forEach(clearInterval); timers = []; },
     live(msg) { if (msg.type === "status_update") { sampleHistory(); if (!el.hidden) loadMs(); } },

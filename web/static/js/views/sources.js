@@ -3,7 +3,7 @@
 
 import { get, post, qs } from "../api.js";
 import { h, fill, card, stateBadge, num, when, throttle } from "../dom.js";
-import { lightCurve } from "../charts.js";
+import { lightCurve, loadUplot } from "../charts.js";
 
 const PAGE = 25;
 const COLS = [
@@ -82,7 +82,7 @@ export function sourcesView(ctx, el) {
       fill(candPager,
         h("button", { disabled: candOffset === 0, onclick: () => { candOffset = Math.max(0, candOffset - PAGE); loadCandidates(); } }, "‹"),
         `${r.total ? candOffset + 1 : 0}–${Math.min(candOffset + PAGE, r.total)} of ${r.total}`,
-        h("button", { disabled: candOffset + PAGE >= r.total, onclick: () => { candOffset += PAGE; loadCandidates(); } }, "›"));
+        h("button", { disabled: candOffset + PAGE >= r.total, id: "cand-next", onclick: () => { candOffset += PAGE; loadCandidates(); } }, "›"));
     } catch (err) { ctx.toast(err.message); }
   }
   const reloadCandidates = throttle(loadCandidates, 1000);
@@ -124,6 +124,7 @@ export function sourcesView(ctx, el) {
       // The baseline: the detector's own (the candidate's quiescent flux) when there is one, else the mean.
       const baseline = candidate ? candidate.baseline_flux_jy * 1e3 : d.variability_stats.mean_flux_mjy;
       lcTitle.textContent = id;
+      await loadUplot();
       if (chart) chart.destroy();
       lcPlot.replaceChildren();
       chart = lightCurve(lcPlot, d.timeseries, baseline, 5);
