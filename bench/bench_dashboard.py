@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import platform
@@ -81,7 +82,7 @@ def add_candidates(db_path: Path, n: int) -> None:
             0.015,
             ("active", "resolved", "false_positive")[k % 3],
             None,
-        )  # fmt: skip
+        )
         for k, name in enumerate(names)
     ]
     db.executemany("INSERT INTO ese_candidates VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
@@ -198,7 +199,7 @@ async def live(browser: Any, bus: Bus, url: str, rate: int, seconds: float) -> d
         "event_rate": (samples[-1]["events"] - samples[0]["events"]) / elapsed,
         "render_hz": (samples[-1]["renders"] - samples[0]["renders"]) / elapsed,
         "message_hz": (samples[-1]["messages"] - samples[0]["messages"]) / elapsed,
-        "min_window_render_hz": min((b["renders"] - a["renders"]) / (b["t"] - a["t"]) for a, b in zip(samples, samples[1:])),
+        "min_window_render_hz": min((b["renders"] - a["renders"]) / (b["t"] - a["t"]) for a, b in itertools.pairwise(samples)),
         "heap_warm_mb": warm["heap_mb"],
         "heap_end_mb": samples[-1]["heap_mb"],
         "heap_max_mb": max(s["heap_mb"] for s in samples),
