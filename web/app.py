@@ -27,6 +27,7 @@ from bus.replay import StoredMessage, replay
 from bus.stream import STREAM
 from schemas.ops import ActorHeartbeat
 from settings import Settings
+from web import cors
 from web.errors import error_middleware
 from web.live import LiveHub
 from web.metrics import system_metrics
@@ -221,6 +222,7 @@ class Edge:
         for extra in self.route_modules():
             extra.register(self)
         self.api.mount(app)
+        cors.enable(app, cors.origins_of(self.settings.cors_origins))
         app.on_shutdown.append(self._close_sockets)
         return app
 

@@ -85,10 +85,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status < 400:
             raise
         message = {
-            404: f"no such endpoint: {request.method} {request.path}",
+            404: f"no such endpoint: {request.method} {request.path}; the API is described at /api/docs",
             405: f"method {request.method} not allowed on {request.path}",
         }.get(exc.status, exc.reason)
-        details: dict[str, Any] = {}
+        details: dict[str, Any] = {"docs": "/api/docs"} if exc.status == 404 else {}
         if isinstance(exc, web.HTTPMethodNotAllowed):
             details["allowed"] = sorted(exc.allowed_methods)
         return envelope(exc.status, message, details=details)

@@ -98,6 +98,8 @@ class Route:
     auth: str = ""  # "" | "key" | "operator"
     responses: dict[int, str] = field(default_factory=dict)
     query: list[tuple[str, str, bool]] = field(default_factory=list)
+    #: a non-JSON success body (image/png, application/fits, text/html): documented as binary
+    content_type: str = ""
 
 
 class Api:
@@ -140,6 +142,8 @@ class Api:
             ok: dict[str, Any] = {"description": "OK"}
             if r.response is not None:
                 ok["content"] = {"application/json": {"schema": by_type[r.response]}}
+            elif r.content_type:
+                ok["content"] = {r.content_type: {"schema": {"type": "string", "format": "binary"}}}
             responses: dict[str, Any] = {str(r.status): ok}
             for code, desc in r.responses.items():
                 responses[str(code)] = {

@@ -47,7 +47,9 @@ async def test_hourly_mosaic_from_12_tiles_and_mosaics_on_request(stack: Stack, 
     m = body["mosaics"][0]
     assert set(m) == {
         "id", "name", "path", "start_mjd", "end_mjd", "n_images", "n_sources", "noise_jy", "thumbnail_path",
+        "fits_url", "quicklook_url", "thumbnail_url",
     }  # fmt: skip
+    assert m["fits_url"] == f"/api/mosaics/{m['id']}"
     assert m["name"] == "2023-10-21_hourly_12-13UTC" and m["n_images"] == 12
     assert m["start_mjd"] == MJD0 and abs(m["end_mjd"] - (MJD0 + 11 * TILE_DAYS)) < 1e-9
     assert m["n_sources"] >= 6  # the six catalogue sources (at 12 tiles' depth)

@@ -1,3 +1,3 @@
 """Importing this package registers every projection (one module per domain)."""
 
-from web.projections import dsa, dsa_jobs, ops, science, seti  # noqa: F401
+from web.projections import dsa, dsa_jobs, images, ops, science, seti  # noqa: F401

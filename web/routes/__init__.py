@@ -10,5 +10,7 @@ ROUTE_MODULES: list[str] = [
     "web.routes.seti_live",
     "web.routes.dsa_ingest",
     "web.routes.dsa_qa",
+    "web.routes.products",
+    "web.routes.pages",
     "web.routes.dsa_control",
 ]

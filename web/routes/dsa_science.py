@@ -24,6 +24,7 @@ from bus.request import CommandUnavailable, request
 from web.auth import require_operator, require_reader
 from web.errors import ApiError
 from web.projections import science
+from web.routes.products import mosaic_urls
 from web.routing import json_response, query_float, query_int, read_json
 
 if TYPE_CHECKING:
@@ -151,7 +152,10 @@ class MosaicView(msgspec.Struct):
     n_images: int
     n_sources: int
     noise_jy: float
-    thumbnail_path: str
+    thumbnail_path: str  # seed 000: the mosaicker's PNG (a server path)
+    fits_url: str
+    quicklook_url: str
+    thumbnail_url: str
 
 
 class MosaicsResponse(msgspec.Struct):
@@ -385,7 +389,10 @@ def register(edge: Edge) -> None:
             if start > end:
                 raise ApiError(422, "'start_mjd' must not exceed 'end_mjd'", details={"field": "start_mjd"})
             _check_range(dec_min, dec_max, "dec_min", "dec_max")
-            return json_response(await science.query_mosaics(store, start, end, dec_min, dec_max))
+            found = await science.query_mosaics(store, start, end, dec_min, dec_max)
+            for m in found["mosaics"]:
+                m.update(mosaic_urls(m["id"]))
+            return json_response(found)
         data = await start_mosaic(request, MosaicGenerateRequest(start, end, dec_min, dec_max))
         return json_response(
             MosaicJobResponse(job_id=data["job_id"], status="pending", message="Mosaic generation job created")
