@@ -25,8 +25,8 @@ export function imagesView(ctx, el) {
     h("button", { type: "button", class: "primary", "data-op": "", id: "mosaic-generate", onclick: generate }, "Generate mosaic"));
 
   el.append(h("div", { class: "grid" },
-    card("Latest images", { span: 6, aside: h("span", { id: "images-total", class: "muted" }) }, thumbs, pager),
-    card("Quicklook", { span: 6 }, detail),
+    card("Latest images", { span: 5, aside: h("span", { id: "images-total", class: "muted" }) }, thumbs, pager),
+    card("Quicklook", { span: 7 }, detail),
     card("Mosaics", { span: 12 }, mosaicForm, mosaicOut,
       h("table", { id: "mosaics" }, h("thead", null, h("tr", null, h("th", null, ""), h("th", null, "name"),
         h("th", null, "start MJD"), h("th", null, "end MJD"), h("th", { class: "num" }, "images"),
@@ -45,7 +45,7 @@ export function imagesView(ctx, el) {
       fill(thumbs, r.images.length ? r.images.map((im) => h("div", {
         class: `thumb ${selected === im.id ? "selected" : ""}`, dataset: { image: im.id }, onclick: () => open(im),
       }, h("img", { src: im.thumbnail_url, alt: `thumbnail of image ${im.id}`, loading: "lazy" }),
-        h("div", { class: "cap" }, `${mjd(im.mid_mjd)} · ${num(im.noise_jy * 1e3, 2)} mJy`)))
+        h("div", { class: "cap" }, `MJD ${mjd(im.mid_mjd)} · σ ${num(im.noise_jy * 1e3, 2)} mJy/b`)))
         : h("div", { class: "empty" }, "No images yet"));
       fill(pager,
         h("button", { disabled: offset === 0, onclick: () => { offset = Math.max(0, offset - PAGE); lastTotal = -1; load(); } }, "‹ newer"),
