@@ -51,7 +51,7 @@ export function pipelineView(ctx, el) {
           h("th", null, "status"), h("th", { class: "num" }, "mid MJD"))), msBody))),
     card("Calibration sets", { span: 5 },
       h("div", { class: "scroll", style: "max-height:300px" }, h("table", { id: "calsets" },
-        h("thead", null, h("tr", null, h("th", null, "set"), h("th", null, "calibrator"), h("th", null, "created"),
+        h("thead", null, h("tr", null, h("th", null, "set"), h("th", null, "calibrator"),
           h("th", { class: "num" }, "targets"), h("th", null, "valid (MJD)"), h("th", null, ""))), calBody))),
     card("Actors", { span: 7, aside: "heartbeats" },
       h("div", { class: "scroll" }, h("table", { id: "actors" },
@@ -93,11 +93,12 @@ export function pipelineView(ctx, el) {
     fill(calBody, st.calibration_sets.length ? st.calibration_sets.map((cs) => {
       const has = cs.valid_from_mjd !== undefined;
       const valid = has && cs.valid_from_mjd <= nowMjd && nowMjd <= cs.valid_to_mjd;
-      return h("tr", null, h("td", { class: "mono" }, cs.cal_group_id), h("td", null, cs.calibrator || "—"),
-        h("td", null, when(cs.created_at)), h("td", { class: "num" }, cs.num_targets),
-        h("td", { class: "mono" }, has ? `${mjd(cs.valid_from_mjd)} – ${mjd(cs.valid_to_mjd)}` : "—"),
+      return h("tr", null, h("td", { class: "mono", title: `solved ${when(cs.created_at)}` }, cs.cal_group_id),
+        h("td", null, cs.calibrator || "—"), h("td", { class: "num" }, cs.num_targets),
+        h("td", { class: "mono", title: has ? `${mjd(cs.valid_from_mjd)} – ${mjd(cs.valid_to_mjd)}` : "" },
+          has ? `${num(cs.valid_from_mjd, 2)}–${num(cs.valid_to_mjd, 2)}` : "—"),
         h("td", null, has ? h("span", { class: `state ${valid ? "ok" : "false_positive"}` }, valid ? "valid now" : "outside") : ""));
-    }) : h("tr", null, h("td", { colspan: 6, class: "empty" }, "No calibration sets yet")));
+    }) : h("tr", null, h("td", { colspan: 5, class: "empty" }, "No calibration sets yet")));
   }
 
   function renderMetrics() {
