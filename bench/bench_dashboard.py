@@ -264,8 +264,10 @@ async def run(args: argparse.Namespace, tmp: Path, data: Path) -> dict[str, Any]
             pages = await paging(browser, url)
             for k, v in pages.items():
                 print(f"  {k}: {summary(v)}")
-            print(f"live: {args.rate} events/s for {args.minutes} min", flush=True)
-            lv = await live(browser, bus, url, args.rate, args.minutes * 60)
+            lv: dict[str, Any] = {}
+            if args.minutes > 0:
+                print(f"live: {args.rate} events/s for {args.minutes} min", flush=True)
+                lv = await live(browser, bus, url, args.rate, args.minutes * 60)
             await browser.close()
     finally:
         await bus.close()
@@ -281,7 +283,7 @@ def main() -> None:
     ap.add_argument("--candidates", type=int, default=1_000)
     ap.add_argument("--loads", type=int, default=5)
     ap.add_argument("--rate", type=int, default=200)
-    ap.add_argument("--minutes", type=float, default=10.0)
+    ap.add_argument("--minutes", type=float, default=10.0, help="live phase length; 0 skips it")
     ap.add_argument("--json", type=Path, help="write every figure here too")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-dashboard-"))
@@ -299,10 +301,11 @@ def main() -> None:
     fd = [r["first_data_ms"] for r in loads]
     print(f"  first load to first data: median {statistics.median(fd):.0f} ms, max {max(fd):.0f} ms (goal ≤ 300 ms)")
     print(f"  transferred: {max(r['bytes'] for r in loads) / 1000:.1f} kB (goal ≤ 500 kB); {loads[0]['by_type']}")
-    print(f"  live: {lv['event_rate']:.0f} events/s, {lv['message_hz']:.1f} messages/s, renders {lv['render_hz']:.2f} Hz "
-          f"(slowest 10 s window {lv['min_window_render_hz']:.2f} Hz; goal ≥ 1 Hz)")  # fmt: skip
-    print(f"  JS heap after warm-up {lv['heap_warm_mb']:.2f} MB, at end {lv['heap_end_mb']:.2f} MB, max "
-          f"{lv['heap_max_mb']:.2f} MB; DOM nodes {lv['nodes_warm']} -> {lv['nodes_end']}")  # fmt: skip
+    if lv:
+        print(f"  live: {lv['event_rate']:.0f} events/s, {lv['message_hz']:.1f} messages/s, renders {lv['render_hz']:.2f} Hz "
+              f"(slowest 10 s window {lv['min_window_render_hz']:.2f} Hz; goal ≥ 1 Hz)")  # fmt: skip
+        print(f"  JS heap after warm-up {lv['heap_warm_mb']:.2f} MB, at end {lv['heap_end_mb']:.2f} MB, max "
+              f"{lv['heap_max_mb']:.2f} MB; DOM nodes {lv['nodes_warm']} -> {lv['nodes_end']}")  # fmt: skip
     for k, v in result["paging"].items():
         print(f"  {k}: {summary(v)}")
     print(f"  load after: {os.getloadavg()}")
