@@ -28,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 from astropy.io import fits
 from astropy.wcs import WCS
+from astropy.wcs.utils import proj_plane_pixel_scales
 
 CENTRE_FRACTION = 0.25
 MIN_ZOOM_PX = 256
@@ -96,17 +97,18 @@ def cutout(
         noise = robust_noise(np.asarray(region))
     data = block_max(region, step)
     wcs: WCS | None = None
+    cdelt = 0.0  # degrees per pixel along declination
     try:
         full = WCS(header)
         if full.has_celestial:
             wcs = full.celestial[y0 : y0 + data.shape[0] * step : step, x0 : x0 + data.shape[1] * step : step]
+            cdelt = float(proj_plane_pixel_scales(full.celestial)[1])  # CDELT, CD or PC alike
     except Exception:  # a header without a usable WCS: plain pixel axes
         wcs = None
     beam_px = beam_arcsec = None
     bmaj, bmin, bpa = (header.get(k) for k in ("BMAJ", "BMIN", "BPA"))
     if bmaj and bmin:
         beam_arcsec = (float(bmaj) * 3600, float(bmin) * 3600, float(bpa or 0.0))
-        cdelt = abs(float(header.get("CDELT2", 0.0) or 0.0))
         if cdelt > 0:
             beam_px = (float(bmaj) / cdelt / step, float(bmin) / cdelt / step, float(bpa or 0.0))
     unit = str(header.get("BUNIT", "") or "Jy/beam").replace("JY/BEAM", "Jy/beam")
@@ -130,7 +132,7 @@ def read_cutout(path: str | os.PathLike[str], *, zoom: bool, max_px: int) -> Cut
     return cutout(region, header, box, max_px=max_px, zoomed=zoom, name=Path(path).stem)
 
 
-def norm_for(cut: Cutout) -> Any:
+def norm_for(cut: Cutout, *, clip: bool = True) -> Any:
     """-3σ .. brightest pixel, asinh with its linear part ~10σ wide: nothing saturates."""
     from astropy.visualization import AsinhStretch, ImageNormalize
 
@@ -141,7 +143,7 @@ def norm_for(cut: Cutout) -> Any:
     if vmax <= vmin + sigma:
         vmax = vmin + 10.0 * sigma
     a = min(1.0, max(1e-3, 10.0 * sigma / (vmax - vmin)))
-    return ImageNormalize(vmin=vmin, vmax=vmax, stretch=AsinhStretch(a=a), clip=True)
+    return ImageNormalize(vmin=vmin, vmax=vmax, stretch=AsinhStretch(a=a), clip=clip)
 
 
 def _atomic(path: Path) -> Path:
@@ -151,6 +153,7 @@ def _atomic(path: Path) -> Path:
 
 def render_quicklook(cut: Cutout, out: str | os.PathLike[str], *, cmap: str = "inferno", title: str = "") -> Path:
     """The figure: WCS axes, colour bar in the image unit, the beam, the noise in the title."""
+    from matplotlib import colormaps
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.patches import Ellipse
@@ -161,9 +164,13 @@ def render_quicklook(cut: Cutout, out: str | os.PathLike[str], *, cmap: str = "i
         ax = fig.add_subplot(1, 1, 1, projection=cut.wcs)
     else:
         ax = fig.add_subplot(1, 1, 1)
-    norm = norm_for(cut)
-    shown = np.where(np.isfinite(cut.data), cut.data, np.nan)
-    im = ax.imshow(shown, origin="lower", cmap=cmap, norm=norm, interpolation="nearest")
+    # Not clipped by the norm (which would paint NaN, no coverage, in the top colour): pixels below
+    # -3 sigma take the colour map's bottom colour, and NaN a neutral grey.
+    norm = norm_for(cut, clip=False)
+    base = colormaps[cmap]
+    colours = base.with_extremes(bad="#d0d0d0", under=base(0.0), over=base(1.0))
+    shown = np.ma.masked_invalid(cut.data)
+    im = ax.imshow(shown, origin="lower", cmap=colours, norm=norm, interpolation="nearest")
     if cut.wcs is not None:
         ra, dec = ax.coords[0], ax.coords[1]
         ra.set_axislabel("Right Ascension (J2000)")

@@ -85,6 +85,13 @@ def query_float(
         raise ApiError(422, f"query parameter '{name}' must be a number", details={"field": name}) from None
 
 
+def _path_schema(pattern: str) -> dict[str, Any]:
+    """A path parameter's schema: ``{id:\\d+}`` is an integer (a client may send only digits)."""
+    if pattern == r"\d+":
+        return {"type": "integer", "minimum": 0}
+    return {"type": "string"}
+
+
 @dataclass
 class Route:
     method: str
@@ -129,8 +136,8 @@ class Api:
         for r in self.routes:
             op: dict[str, Any] = {"summary": r.summary or r.handler.__doc__ or "", "tags": [r.tag] if r.tag else []}
             params = [
-                {"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
-                for n in re.findall(r"{(\w+)(?::[^}]*)?}", r.path)
+                {"name": n, "in": "path", "required": True, "schema": _path_schema(pattern)}
+                for n, pattern in re.findall(r"{(\w+)(?::([^}]*))?}", r.path)
             ]
             params += [{"name": n, "in": "query", "required": req, "schema": {"type": t}} for n, t, req in r.query]
             if params:

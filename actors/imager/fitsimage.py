@@ -1,4 +1,4 @@
-"""FITS images with a full WCS, PNG thumbnails, and simple source counting.
+"""FITS images with a full WCS, their quicklook PNGs, and simple source counting.
 
 The FITS image is 4-D as CASA writes it: NAXIS1 = RA---SIN, NAXIS2 = DEC--SIN, NAXIS3 = FREQ,
 NAXIS4 = STOKES (I), data [1, 1, ny, nx] float32, BUNIT 'Jy/beam', restoring beam BMAJ/BMIN/BPA in
@@ -89,9 +89,7 @@ def make_header(
     return h
 
 
-def write_fits(
-    path: str | os.PathLike[str], image: npt.NDArray[np.floating], header: fits.Header
-) -> Path:
+def write_fits(path: str | os.PathLike[str], image: npt.NDArray[np.floating], header: fits.Header) -> Path:
     """Write image [ny, nx] as [1, 1, ny, nx] float32 with `header` (atomically)."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
@@ -104,29 +102,14 @@ def write_fits(
 
 
 def write_thumbnail(
-    path: str | os.PathLike[str], image: npt.NDArray[np.floating], max_size: int = 512, cmap: str = "inferno"
+    path: str | os.PathLike[str], image: npt.NDArray[np.floating], header: fits.Header, max_size: int = 900
 ) -> Path:
-    """PNG thumbnail (north up, east left), block-max downsampled to <= max_size, zscale stretch."""
-    import matplotlib
+    """The image's PNG (seed 000's ``thumbnail_path``): a quicklook figure of the central region with
+    RA/Dec axes, a colour bar in Jy/beam, the beam and the noise (``astro.quicklook``), under a
+    stretch that does not saturate; the whole 4800² shrunk to a tile showed no source."""
+    from astro.quicklook import quicklook_array
 
-    matplotlib.use("Agg", force=False)
-    from astropy.visualization import ZScaleInterval
-    from matplotlib import image as mpimg
-
-    a = np.asarray(image, np.float32)
-    f = int(np.ceil(max(a.shape) / max_size))
-    if f > 1:
-        ny, nx = (a.shape[0] // f) * f, (a.shape[1] // f) * f
-        blk = a[:ny, :nx].reshape(ny // f, f, nx // f, f)
-        a = blk.max(axis=(1, 3))  # keep point sources visible
-    finite = np.isfinite(a)
-    vmin, vmax = ZScaleInterval(contrast=0.15).get_limits(a[finite]) if finite.any() else (0.0, 1.0)
-    if vmax <= vmin:
-        vmax = vmin + 1.0
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    mpimg.imsave(p, np.where(finite, a, vmin), cmap=cmap, vmin=vmin, vmax=vmax, origin="lower")
-    return p
+    return quicklook_array(image, header, path, zoom=True, max_px=max_size, title=str(header.get("OBJECT", "")))
 
 
 @dataclass

@@ -73,7 +73,7 @@ class ImagingParams:
     flag_threshold: float = 7.0
     datacolumn: str = "DATA"
     max_sep_hours: float = 12.0
-    thumb_size: int = 512
+    thumb_size: int = 900
     do_wgridding: bool = True
     #: phase-only self-calibration in the major cycles (selfcal.py); cells of `selfcal_solint`
     #: integrations, accepted at a median antenna SNR >= `selfcal_min_snr` when the model explains
@@ -376,7 +376,7 @@ def calibrate_and_image(
         },
     )
     out = write_fits(out_path, res.restored, hdr)
-    thumb = write_thumbnail(out.with_suffix(".png"), res.restored, p.thumb_size)
+    thumb = write_thumbnail(out.with_suffix(".png"), res.restored, hdr, p.thumb_size)
     _timed(timings, "write", t0)
     return ImageResult(
         path=os.fspath(out),

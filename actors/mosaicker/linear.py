@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -359,30 +358,13 @@ def _atomic_write_fits(data: FloatArray, header: fits.Header, path: Path) -> Non
     os.replace(tmp, path)
 
 
-def write_thumbnail(data: FloatArray, path: Path, *, max_side: int = 1024) -> None:
-    """A PNG preview: block-averaged to ``max_side``, asinh stretch, NaN shown blank."""
-    import matplotlib
+def write_thumbnail(data: FloatArray, header: fits.Header, path: Path, *, max_side: int = 900) -> None:
+    """The mosaic's PNG (seed 000's ``thumbnail_path``): the whole mosaic with RA/Dec axes, a colour
+    bar in Jy/beam, the beam and the noise, under an asinh stretch from -3 sigma to the brightest
+    pixel (``astro.quicklook``), so bright sources no longer saturate; NaN (no coverage) blank."""
+    from astro.quicklook import quicklook_array
 
-    matplotlib.use("Agg")
-    from matplotlib import image as mpimg
-
-    f = max(1, math.ceil(max(data.shape) / max_side))
-    ny, nx = (data.shape[0] // f) * f, (data.shape[1] // f) * f
-    small = data[:ny, :nx].reshape(ny // f, f, nx // f, f)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN blocks
-        small = np.nanmean(small, axis=(1, 3))
-    finite = small[np.isfinite(small)]
-    if finite.size:
-        lo, hi = np.percentile(finite, [0.5, 99.8])
-        scale = max(hi - lo, 1e-30)
-        img = np.arcsinh(10 * np.clip((small - lo) / scale, 0, 1)) / np.arcsinh(10)
-    else:
-        img = np.zeros_like(small)
-    img = np.where(np.isfinite(small), img, np.nan)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
-    mpimg.imsave(tmp, img, cmap="inferno", origin="lower", vmin=0, vmax=1)
-    os.replace(tmp, path)
+    quicklook_array(data, header, path, zoom=False, max_px=max_side, title=path.stem.removesuffix("_thumb"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -421,7 +403,9 @@ def write_mosaic(mosaic: MosaicImage, out_dir: str | Path, name: str) -> MosaicP
     p_img, p_noise, p_png = out / f"{name}.fits", out / f"{name}_noise.fits", out / f"{name}_thumb.png"
     _atomic_write_fits(mosaic.data, _header(mosaic, "JY/BEAM"), p_img)
     _atomic_write_fits(mosaic.noise, _header(mosaic, "JY/BEAM"), p_noise)
-    write_thumbnail(mosaic.data, p_png)
+    hdr = _header(mosaic, "JY/BEAM")
+    hdr["NOISE"] = (float(mosaic.noise_jy), "median noise, Jy/beam")
+    write_thumbnail(mosaic.data, hdr, p_png)
     return MosaicProducts(
         name=name,
         path=str(p_img),

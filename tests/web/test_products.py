@@ -223,6 +223,13 @@ async def test_qa_files_are_served_only_inside_the_roots(
     secret.write_bytes(PNG_MAGIC + b"secret")
     (qa / "leak.png").symlink_to(secret)
 
+    # The listing gives each PNG/FITS file the URL a browser fetches it from.
+    status, listing, _ = await get(edge.url + "/api/qa/directories?path=qa")
+    urls = {f["name"]: f["url"] for f in listing["files"]}
+    assert urls["bandpass.png"] == "/api/qa/file/qa/bandpass.png" and urls["notes.txt"] is None
+    assert "leak.png" not in urls
+    status, body, _ = await get(edge.url + urls["bandpass.png"])
+    assert status == 200 and body == png.read_bytes()
     status, body, headers = await get(edge.url + f"/api/qa/file/{png}")
     assert status == 200 and headers["Content-Type"] == "image/png" and body == png.read_bytes()
     status, body, _ = await get(edge.url + "/api/qa/file/qa/bandpass.png")  # relative to the data dir
@@ -256,4 +263,6 @@ async def test_openapi_documents_the_product_endpoints(edge_factory: Callable[..
     assert set(ql) == {"200", "403", "404", "422"} and "image/png" in ql["200"]["content"]
     assert "application/fits" in paths["/api/mosaics/{mosaic_id}"]["get"]["responses"]["200"]["content"]
     assert "/api/qa/file/{path}" in paths
+    (param,) = paths["/api/images/{image_id}"]["get"]["parameters"]
+    assert param["schema"] == {"type": "integer", "minimum": 0}
     assert set(paths["/api/session"]) == {"get", "post", "delete"}

@@ -24,6 +24,7 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
+from urllib.parse import quote
 
 import msgspec
 import numpy as np
@@ -73,6 +74,7 @@ def _iso(ts: float) -> str:
 
 def list_directory(settings: Any, real: str, max_entries: int = 5000) -> dict[str, Any]:
     roots = roots_of(settings)
+    data_dir = os.path.realpath(os.fspath(settings.data_dir))
 
     def inside(p: str) -> bool:
         return any(p == r or p.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
@@ -93,8 +95,29 @@ def list_directory(settings: Any, real: str, max_entries: int = 5000) -> dict[st
         if os.path.isdir(target):
             directories.append({"name": e.name, "path": path})
         else:
-            files.append({"name": e.name, "path": path, "size": int(st.st_size), "modified": _iso(st.st_mtime)})
+            files.append(
+                {
+                    "name": e.name,
+                    "path": path,
+                    "size": int(st.st_size),
+                    "modified": _iso(st.st_mtime),
+                    "url": file_url(path, data_dir),
+                }
+            )
     return {"path": real, "directories": directories, "files": files}
+
+
+SERVED_SUFFIXES = (".png", ".fits", ".fit", ".fts")
+
+
+def file_url(path: str, data_dir: str) -> str | None:
+    """Where a browser fetches this file (``GET /api/qa/file/{path}``): PNG and FITS files only.
+    Relative to the data dir when under it (no '//' in the URL, which some proxies fold)."""
+    if not path.lower().endswith(SERVED_SUFFIXES):
+        return None
+    base = data_dir.rstrip(os.sep) + os.sep
+    rel = path[len(base) :] if path.startswith(base) else path
+    return "/api/qa/file/" + quote(rel, safe="/")
 
 
 def _jsonable(v: Any) -> Any:
@@ -204,49 +227,97 @@ def group_products(settings: Any, group_id: str) -> tuple[str | None, list[str]]
 
 
 _IMAGE_CELL = """\
-# The restored image: north up, east left; a percentile stretch
-data = fits.getdata(IMAGE)
+# The restored image, zoomed on the central quarter (the primary beam's core; at least 256 px), north up,
+# east left. Stretch: from -3 sigma to the brightest pixel through an asinh whose linear part is ~10 sigma
+# wide, so the noise stays dark, faint sources show and nothing saturates.
+from astropy.visualization import AsinhStretch, ImageNormalize
+from matplotlib.patches import Ellipse
+
 hdr = fits.getheader(IMAGE)
-img = np.squeeze(data)
-wcs = WCS(hdr).celestial
+img = np.squeeze(fits.getdata(IMAGE)).astype(np.float32)
+ny, nx = img.shape
+side = min(ny, nx, max(256, ny // 4))
+y0, x0 = (ny - side) // 2, (nx - side) // 2
+cut = img[y0 : y0 + side, x0 : x0 + side]
+wcs = WCS(hdr).celestial[y0 : y0 + side, x0 : x0 + side]
+sigma = float(hdr.get("NOISE") or 1.4826 * np.nanmedian(np.abs(cut - np.nanmedian(cut))))
+vmin, vmax = -3 * sigma, max(float(np.nanmax(cut)), 10 * sigma)
+norm = ImageNormalize(vmin=vmin, vmax=vmax, stretch=AsinhStretch(a=min(1.0, max(1e-3, 10 * sigma / (vmax - vmin)))))
+cell = abs(hdr["CDELT2"])
 print(f"image {img.shape}, beam {hdr['BMAJ']*3600:.1f}\\" x {hdr['BMIN']*3600:.1f}\\" PA {hdr['BPA']:.0f} deg")
-print(f"noise {hdr.get('NOISE', float('nan'))*1e3:.3f} mJy/beam (thermal {hdr.get('THNOISE', float('nan'))*1e3:.3f}), "
+print(f"noise {sigma*1e3:.3f} mJy/beam (thermal {hdr.get('THNOISE', float('nan'))*1e3:.3f}), "
       f"peak {np.nanmax(img):.3f} Jy/beam, sources > 5 sigma: {hdr.get('NSRC5', '?')}")
-lo, hi = np.nanpercentile(img, [1, 99.8])
-fig = plt.figure(figsize=(6, 6))
+fig = plt.figure(figsize=(7.5, 6.5))
 ax = fig.add_subplot(projection=wcs)
-ax.imshow(img, origin="lower", cmap="inferno", vmin=lo, vmax=hi)
-ax.set_xlabel("RA"); ax.set_ylabel("Dec"); ax.set_title(GROUP_ID)
+im = ax.imshow(cut, origin="lower", cmap="inferno", norm=norm, interpolation="nearest")
+ax.coords[0].set_axislabel("Right Ascension (J2000)")
+ax.coords[1].set_axislabel("Declination (J2000)")
+ax.coords[0].set_major_formatter("hh:mm:ss")
+ax.coords[1].set_major_formatter("dd:mm")
+ax.coords.grid(color="white", alpha=0.25, linestyle=":")
+fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="Intensity (Jy/beam)")
+bmaj, bmin = hdr["BMAJ"] / cell, hdr["BMIN"] / cell
+pad = max(bmaj, 3) * 0.8 + 4
+ax.add_patch(Ellipse((pad, pad), max(bmin, 3), max(bmaj, 3), angle=hdr["BPA"], fc="none", ec="cyan", lw=1.5))
+ax.set_title(f"{GROUP_ID}: central {side * cell:.2f} deg, sigma = {sigma*1e3:.2f} mJy/beam")
 plt.show()
 """
 
 _CAL_CELL = """\
-# Bandpass (per antenna, amplitude and phase against frequency) and gains against time
+# Bandpass (amplitude and phase against frequency) and gains (against time), one colour per antenna
+# (legend at the right); solid: first polarisation, dashed: second. Gains are dimensionless (the
+# per-antenna ratio of the observed to the model voltage); B and G together calibrate the amplitude.
+def antenna_names(path, n):
+    sub = os.path.join(path, "ANTENNA")
+    if casatables.tableexists(sub):
+        with casatables.table(sub, ack=False) as at:
+            names = [str(x) for x in at.getcol("NAME")]
+        if names:
+            return names
+    return [f"ant{i}" for i in range(n)]
+
 for cs in CALSETS:
     manifest = json.loads(open(os.path.join(cs, "calset.json")).read())
     print(os.path.basename(cs), "calibrator", manifest["calibrator"]["name"], "antennas solved", manifest["num_targets"])
-    with casatables.table(os.path.join(cs, "bandpass.B"), ack=False) as tb:
-        bp = tb.getcol("CPARAM")  # [nant, nchan, npol]
+    bpath = os.path.join(cs, "bandpass.B")
+    with casatables.table(bpath, ack=False) as tb:
+        bp = tb.getcol("CPARAM")  # [rows (one per antenna), nchan, npol]
         bpf = tb.getcol("FLAG")
-    with casatables.table(os.path.join(cs, "bandpass.B", "SPECTRAL_WINDOW"), ack=False) as sw:
+        bant = tb.getcol("ANTENNA1")
+    with casatables.table(os.path.join(bpath, "SPECTRAL_WINDOW"), ack=False) as sw:
         freq = sw.getcell("CHAN_FREQ", 0) / 1e6
     with casatables.table(os.path.join(cs, "gains.G"), ack=False) as tg:
         g = tg.getcol("CPARAM")[:, 0, :]
         gt = tg.getcol("TIME")
         ga = tg.getcol("ANTENNA1")
+    names = antenna_names(bpath, int(max(bant.max(), ga.max())) + 1)
+    colours = plt.get_cmap("turbo")(np.linspace(0, 1, max(len(np.unique(bant)), 1)))
+    colour_of = {a: colours[i] for i, a in enumerate(np.unique(bant))}
     bpm = np.ma.masked_array(bp, bpf)
-    fig, axes = plt.subplots(2, 2, figsize=(10, 6), sharex="col")
-    for p in range(bp.shape[2]):
-        axes[0, 0].plot(freq, np.abs(bpm[:, :, p]).T, lw=0.6)
-        axes[1, 0].plot(freq, np.degrees(np.angle(bpm[:, :, p])).T, ".", ms=1)
+    fig, axes = plt.subplots(2, 2, figsize=(12, 6.5), sharex="col", layout="constrained")
+    styles = ["-", "--"]
+    for row, a in enumerate(bant):
+        for p in range(bp.shape[2]):
+            label = names[a] if p == 0 else None
+            axes[0, 0].plot(freq, np.abs(bpm[row, :, p]), styles[p % 2], color=colour_of[a], lw=0.7, label=label)
+            axes[1, 0].plot(freq, np.degrees(np.angle(bpm[row, :, p])), ".", color=colour_of[a], ms=1)
     tmin = (gt - gt.min()) / 60.0
     for a in np.unique(ga):
         sel = ga == a
-        axes[0, 1].plot(tmin[sel], np.abs(g[sel, 0]), lw=0.6)
-        axes[1, 1].plot(tmin[sel], np.degrees(np.angle(g[sel, 0])), lw=0.6)
-    axes[0, 0].set_ylabel("|B|"); axes[1, 0].set_ylabel("arg B (deg)"); axes[1, 0].set_xlabel("MHz")
-    axes[0, 1].set_ylabel("|G|"); axes[1, 1].set_ylabel("arg G (deg)"); axes[1, 1].set_xlabel("minutes")
-    fig.suptitle(os.path.basename(cs))
+        c = colour_of.get(a, "grey")
+        axes[0, 1].plot(tmin[sel], np.abs(g[sel, 0]), "-", color=c, lw=0.7)
+        axes[1, 1].plot(tmin[sel], np.degrees(np.angle(g[sel, 0])), "-", color=c, lw=0.7)
+    axes[0, 0].set_ylabel("|B| (bandpass amplitude, dimensionless)")
+    axes[1, 0].set_ylabel("arg B (deg)")
+    axes[1, 0].set_xlabel("Frequency (MHz)")
+    axes[0, 1].set_ylabel("|G| (gain amplitude, dimensionless)")
+    axes[1, 1].set_ylabel("arg G (deg)")
+    axes[1, 1].set_xlabel("Time since first solution (min)")
+    for ax in axes.flat:
+        ax.grid(alpha=0.3)
+    n_ant = len(colour_of)
+    fig.legend(title="antenna", loc="outside right upper", fontsize=6, ncol=max(1, (n_ant + 31) // 32))
+    fig.suptitle(f"{os.path.basename(cs)}: calibrator {manifest['calibrator']['name']}")
     plt.show()
 """
 
@@ -307,6 +378,7 @@ class FileEntry(msgspec.Struct):
     path: str
     size: int
     modified: str
+    url: str | None  # GET /api/qa/file/... for PNG and FITS files, else null
 
 
 class DirectoryResponse(msgspec.Struct):
