@@ -88,6 +88,7 @@ class Dashboard:
 
     async def shot(self, name: str) -> Path:
         path = self.shots / f"{name}.png"
+        await self.page.evaluate("window.scrollTo(0, 0)")  # the sticky header stays at the top of the image
         await self.page.screenshot(path=str(path), full_page=True)
         return path
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from actors.mosaicker.actor import MosaickerActor
 from tests.browser.conftest import Dashboard
 from tests.conftest import eventually
 from tests.dsa.conftest import make_sky
@@ -54,3 +55,32 @@ async def test_thumbnails_quicklook_with_axes_and_fits_download(stack: Stack, da
     )
     assert fits[0] == 200 and fits[1].startswith("SIMPLE  ="), fits
     await dashboard.shot("images")
+
+
+async def test_an_operator_generates_a_mosaic_and_queries_it(stack: Stack, actors: Any, dashboard: Dashboard) -> None:
+    page = dashboard.page
+    await actors(MosaickerActor)
+    sky = make_sky(stack.settings.data_dir / "images", n_tiles=4, catalogue_path=stack.settings.data_dir / "cat.json")
+    for image in sky.images:
+        await stack.bus.publish(image)
+    operator = await stack.user(role="operator")
+    await dashboard.open("images")
+    await dashboard.login(operator)
+    await page.wait_for_selector("#mosaic-generate:visible")
+    start, end = sky.images[0].mjd - 0.001, sky.images[-1].mjd + 0.001
+    await page.fill('#mosaic-form input[name="start_mjd"]', f"{start:.5f}")
+    await page.fill('#mosaic-form input[name="end_mjd"]', f"{end:.5f}")
+    await page.click("#mosaic-generate")
+    await page.wait_for_selector('#mosaic-job:has-text("Mosaic job mosaic_")', timeout=15_000)
+
+    async def made() -> Any:
+        r = await stack.call("GET", f"/api/mosaics/query?start_mjd={start}&end_mjd={end}&query_only=true")
+        return r.status == 200 and r.body["total"] >= 1
+
+    await eventually(made, timeout=60)
+    await page.click('#mosaic-form button[type="submit"]')
+    await page.wait_for_selector("#mosaics tbody td.mono")
+    await page.wait_for_function(
+        "(i => i && i.complete && i.naturalWidth > 0)(document.querySelector('#mosaics tbody img'))", timeout=30_000
+    )
+    await dashboard.shot("images-mosaics")

@@ -45,7 +45,7 @@ export function imagesView(ctx, el) {
       fill(thumbs, r.images.length ? r.images.map((im) => h("div", {
         class: `thumb ${selected === im.id ? "selected" : ""}`, dataset: { image: im.id }, onclick: () => open(im),
       }, h("img", { src: im.thumbnail_url, alt: `thumbnail of image ${im.id}`, loading: "lazy" }),
-        h("div", { class: "cap" }, `MJD ${mjd(im.mid_mjd)} · σ ${num(im.noise_jy * 1e3, 2)} mJy/b`)))
+        h("div", { class: "cap" }, `${mjd(im.mid_mjd)} · σ ${num(im.noise_jy * 1e3, 2)} mJy`)))
         : h("div", { class: "empty" }, "No images yet"));
       fill(pager,
         h("button", { disabled: offset === 0, onclick: () => { offset = Math.max(0, offset - PAGE); lastTotal = -1; load(); } }, "‹ newer"),
