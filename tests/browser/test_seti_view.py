@@ -69,6 +69,7 @@ async def test_upload_analyze_progress_results_and_waterfall(
     percents = await page.evaluate("window.__progress")
     assert percents and percents[-1] == 100 and percents == sorted(percents), percents
     assert await page.text_content("#job-text .state") == "complete"
+    await page.wait_for_selector("#job-plot canvas")  # progress against time (uPlot)
     hits = await page.eval_on_selector_all("#hits tbody tr", "rows => rows.length")
     assert hits >= len(TONES)
     formats = await page.eval_on_selector_all("#downloads a", "as => as.map(a => a.dataset.format)")

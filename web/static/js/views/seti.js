@@ -4,6 +4,7 @@
 
 import { get, post, del, putWithProgress, ApiError } from "../api.js";
 import { h, fill, card, stateBadge, num, bytes, when } from "../dom.js";
+import { timeSeries, loadUplot } from "../charts.js";
 
 const FORMATS = ["json", "csv", "fits", "waterfall"];
 
@@ -17,6 +18,7 @@ export function setiView(ctx, el) {
   const upText = h("div", { class: "muted", id: "upload-text" }, "No upload yet");
   const jobBar = h("div");
   const jobText = h("div", { class: "muted", id: "job-text" }, "—");
+  const jobPlot = h("div", { class: "plot", id: "job-plot", style: "min-height:0" });
   const results = h("div", { id: "job-results" });
   const jobsBody = h("tbody");
   const usageEl = h("div", { id: "usage" });
@@ -32,7 +34,7 @@ export function setiView(ctx, el) {
         h("div", { class: "row" }, field("source", source), field("max drift (Hz/s)", drift), field("min S/N", snr)),
         h("div", { class: "row end" }, h("button", { type: "submit", class: "primary", id: "seti-run" }, "Upload & analyze"))),
       h("div", { class: "field" }, h("label", null, "Upload"), h("div", { class: "progress", id: "upload-progress" }, upBar), upText),
-      h("div", { class: "field" }, h("label", null, "Job"), h("div", { class: "progress", id: "job-progress" }, jobBar), jobText)),
+      h("div", { class: "field" }, h("label", null, "Job"), h("div", { class: "progress", id: "job-progress" }, jobBar), jobText), jobPlot),
     card("Usage", { span: 6 }, usageEl,
       h("h2", { style: "margin-top:14px" }, "API keys"),
       h("table", { id: "keys" }, h("thead", null, h("tr", null, h("th", null, "name"), h("th", null, "key id"), h("th", null, "created"),
@@ -98,14 +100,26 @@ export function setiView(ctx, el) {
     } finally { btn.disabled = false; }
   }
 
+  let progressChart = null;
+  async function newProgressChart() {
+    await loadUplot();
+    if (progressChart) progressChart.destroy();
+    jobPlot.replaceChildren();
+    progressChart = timeSeries(jobPlot, [{ label: "progress (%)", color: "#4aa3ff" }], { height: 120, keep: 300, yLabel: "%" });
+  }
+
   function watch(jobId) {
     if (socket) { socket.onclose = null; socket.close(); }
     watching = jobId;
+    const chartReady = newProgressChart();
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
     socket = new WebSocket(`${proto}//${location.host}/jobs/${encodeURIComponent(jobId)}/ws`);
     socket.onmessage = (e) => {
       const msg = JSON.parse(e.data);
-      if (msg.type === "job_update") showJob(msg.data, msg.exports || []);
+      if (msg.type !== "job_update") return;
+      const pct = msg.data.status === "complete" ? 100 : msg.data.progress ? msg.data.progress.percent : 0;
+      chartReady.then(() => { progressChart.push(msg.ts, [pct]); progressChart.draw(); });
+      showJob(msg.data, msg.exports || []);
     };
     socket.onclose = () => { socket = null; };
   }
