@@ -48,7 +48,7 @@ async def test_an_ese_candidate_appears_live_and_an_operator_marks_it_false_posi
     # A filter, applied on the server: only the variable source deviates by 5σ or more.
     await page.fill("#src-form input[placeholder='≥ σ']", "5")
     await page.click("#src-form button[type=submit]")
-    await page.wait_for_function("document.querySelector('#src-total').textContent === '1 sources'")
+    await page.wait_for_function("document.querySelector('#src-total').textContent === '1 source'")
     assert await page.eval_on_selector_all("#sources tbody tr", "r => r.map(x => x.dataset.source)") == [sky.ese_source]
 
     # Its light curve: every epoch with error bars, the dip's epochs flagged against the baseline.

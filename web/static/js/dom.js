@@ -40,6 +40,11 @@ export function stateBadge(state) {
   return h("span", { class: `state ${state}` }, String(state).replace("_", " "));
 }
 
+/** "1 source", "2 sources" (and "1,000 candidates"). */
+export function plural(n, word) {
+  return `${Number(n).toLocaleString("en-US")} ${word}${n === 1 ? "" : "s"}`;
+}
+
 export function num(x, digits = 2) {
   if (x === null || x === undefined || Number.isNaN(x)) return "—";
   return Number(x).toFixed(digits);

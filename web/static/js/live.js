@@ -20,7 +20,7 @@ export class Live {
     else this._ws();
   }
 
-  restart() { this.stop(); this.start(); }
+  restart() { this.stop(); this.wsFailures = 0; this.start(); }
 
   stop() {
     this.stopped = true;

@@ -1,7 +1,7 @@
 // Alerts: every Slack delivery attempt, newest first; new ones appear live and are highlighted.
 
 import { get, qs } from "../api.js";
-import { h, fill, card, when, throttle } from "../dom.js";
+import { h, fill, card, when, throttle, plural } from "../dom.js";
 
 const TYPES = ["", "ese_candidate", "calibrator_missing", "system_error"];
 
@@ -21,7 +21,7 @@ export function alertsView(ctx, el) {
   async function load() {
     try {
       const r = await get(`/api/alerts/history${qs({ limit: 200, alert_type: type.value })}`);
-      document.getElementById("alerts-total").textContent = `${r.total} attempts`;
+      document.getElementById("alerts-total").textContent = `${plural(r.total, "delivery attempt")}`;
       const first = seen.size === 0;
       fill(body, r.alerts.length ? r.alerts.map((a) => {
         const fresh = !first && !seen.has(a.id);

@@ -2,7 +2,7 @@
 // catalogue searched, sorted and filtered with paging on the server, and one source's light curve.
 
 import { get, post, qs } from "../api.js";
-import { h, fill, card, stateBadge, num, when, throttle } from "../dom.js";
+import { h, fill, card, stateBadge, num, when, throttle, plural } from "../dom.js";
 import { lightCurve, loadUplot } from "../charts.js";
 
 const PAGE = 25;
@@ -101,7 +101,7 @@ export function sourcesView(ctx, el) {
     for (const th of head.children) th.className = `sort ${th.dataset.sort === sort.field ? sort.order : ""}`;
     try {
       const r = await post("/api/sources/search", { query: q.query.value.trim() || null, filters, sort, limit: PAGE, offset });
-      document.getElementById("src-total").textContent = `${r.total.toLocaleString()} sources`;
+      document.getElementById("src-total").textContent = plural(r.total, "source");
       fill(srcBody, r.sources.length ? r.sources.map((s) => h("tr", {
         class: `clickable ${s.source_id === selectedSource ? "selected" : ""}`, dataset: { source: s.source_id }, onclick: () => openSource(s.source_id),
       }, h("td", { class: "mono" }, s.source_id), h("td", { class: "num" }, num(s.ra_deg, 4)), h("td", { class: "num" }, num(s.dec_deg, 4)),
