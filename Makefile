@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test check lint typecheck install clean bench
+.PHONY: run test check lint typecheck install clean bench chromium
 
 $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY) on PATH"; exit 1; }
@@ -26,8 +26,20 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: $(STAMP) lint typecheck
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+# The dashboard's browser tests drive Debian's Chromium (a browser download cannot work in CI):
+# installed here when missing (as root, or with sudo), else a clear failure, never a skipped test.
+CHROMIUM ?= /usr/bin/chromium
+chromium:
+	@test -x $(CHROMIUM) || { \
+	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  if command -v apt-get >/dev/null 2>&1 && { [ -z "$$SUDO" ] || sudo -n true 2>/dev/null; }; then \
+	    echo "installing Debian's chromium for the browser tests (tests/browser)"; \
+	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; \
+	  fi; \
+	  test -x $(CHROMIUM) || { echo "the browser tests need Chromium at $(CHROMIUM): apt-get install -y chromium (as root), or make test CHROMIUM=/path/to/chromium"; exit 1; }; }
+
+test: $(STAMP) lint typecheck chromium
+	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 check: test
 

@@ -109,7 +109,16 @@ async def test_target_waits_for_calibration_then_recovers_the_sky(
         return list((await imaging.get("/api/status")).body["calibration_sets"])
 
     sets = await eventually(status_lists_the_set, timeout=5)
-    assert sets == [{"cal_group_id": solved.cal_group_id, "created_at": solved.created_at, "num_targets": 16}]
+    assert sets == [
+        {
+            "cal_group_id": solved.cal_group_id,
+            "created_at": solved.created_at,
+            "num_targets": 16,
+            "valid_from_mjd": solved.valid_from_mjd,
+            "valid_to_mjd": solved.valid_to_mjd,
+            "calibrator": "3C286",
+        }
+    ]
 
     # the set is CASA tables python-casacore reads, plus its manifest
     for name, viscal in (("bandpass.B", "B Jones"), ("gains.G", "G Jones")):

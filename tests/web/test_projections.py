@@ -55,7 +55,14 @@ async def test_status_is_projected_from_events(bus: Bus, edge_factory: Callable[
         "has_calibrator": True,
     }
     assert body["calibration_sets"] == [
-        {"cal_group_id": "2025-10-24T14:00:00", "created_at": "2025-10-24T14:06:00Z", "num_targets": 96}
+        {
+            "cal_group_id": "2025-10-24T14:00:00",
+            "created_at": "2025-10-24T14:06:00Z",
+            "num_targets": 96,
+            "valid_from_mjd": 1.0,
+            "valid_to_mjd": 2.0,
+            "calibrator": "",
+        }
     ]
 
 

@@ -83,10 +83,19 @@ async def _pipeline_status(store: ProjectionStore) -> dict[str, Any]:
         if row[0] in counts:
             counts[row[0]] = row[1]
     queue = {"total": sum(counts.values()), **counts}
+    # Seed 000's three fields, then the validity window and calibrator the dashboard shows.
     cal_sets = [
-        {"cal_group_id": r[0], "created_at": r[1], "num_targets": r[2]}
+        {
+            "cal_group_id": r[0],
+            "created_at": r[1],
+            "num_targets": r[2],
+            "valid_from_mjd": r[3],
+            "valid_to_mjd": r[4],
+            "calibrator": r[5],
+        }
         for r in await store.fetchall(
-            "SELECT cal_group_id, created_at, num_targets FROM calibration_sets ORDER BY created_at DESC LIMIT 50"
+            "SELECT cal_group_id, created_at, num_targets, valid_from_mjd, valid_to_mjd, calibrator "
+            "FROM calibration_sets ORDER BY created_at DESC LIMIT 50"
         )
     ]
     recent = [

@@ -171,13 +171,15 @@ def candidate_row(r: Any) -> dict[str, Any]:
     return {k: r[k] for k in r.keys()}
 
 
-async def ese_candidates(store: ProjectionStore, limit: int = 100, status: str | None = None) -> dict[str, Any]:
-    """The body of ``GET /api/ese/candidates``: most recently detected first."""
+async def ese_candidates(
+    store: ProjectionStore, limit: int = 100, status: str | None = None, offset: int = 0
+) -> dict[str, Any]:
+    """The body of ``GET /api/ese/candidates``: most recently detected first, a page at ``offset``."""
     where, params = ("WHERE status = ?", [status]) if status else ("", [])
     async with store.consistent():
         rows = await store.fetchall(
-            f"SELECT {_CANDIDATE_COLS} FROM ese_candidates {where} ORDER BY last_detection_at DESC, id DESC LIMIT ?",  # noqa: S608
-            [*params, limit],
+            f"SELECT {_CANDIDATE_COLS} FROM ese_candidates {where} ORDER BY last_detection_at DESC, id DESC LIMIT ? OFFSET ?",  # noqa: S608
+            [*params, limit, offset],
         )
         total = await store.fetchone(f"SELECT COUNT(*) FROM ese_candidates {where}", params)  # noqa: S608
     return {"candidates": [candidate_row(r) for r in rows], "total": int(total[0]) if total else 0}

@@ -38,6 +38,9 @@ class CalibrationSetView(msgspec.Struct):
     cal_group_id: str
     created_at: str
     num_targets: int
+    valid_from_mjd: float  # the set applies to groups observed in [valid_from_mjd, valid_to_mjd]
+    valid_to_mjd: float
+    calibrator: str
 
 
 class GroupView(msgspec.Struct):

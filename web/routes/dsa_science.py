@@ -237,6 +237,13 @@ def register(edge: Edge) -> None:
     edge.snapshots["ese"] = ese_snapshot
     edge.topic_messages["ese"] = "ese_update"
 
+    async def alerts_snapshot() -> Any:
+        return await science.alert_history(store, 20)
+
+    # New alert deliveries reach the dashboard live (the last 20, as GET /api/alerts/history?limit=20).
+    edge.snapshots["alerts"] = alerts_snapshot
+    edge.topic_messages["alerts"] = "alert_update"
+
     # -- ESE ---------------------------------------------------------------------------------
     @api.route(
         "GET",
@@ -244,14 +251,15 @@ def register(edge: Edge) -> None:
         response=EseCandidatesResponse,
         tag="ese",
         summary="ESE candidates, most recently detected first",
-        query=[("limit", "integer", False), ("status", "string", False)],
-        responses={422: "bad limit or status"},
+        query=[("limit", "integer", False), ("offset", "integer", False), ("status", "string", False)],
+        responses={422: "bad limit, offset or status"},
     )
     async def ese_candidates(request: web.Request) -> web.Response:
         await read_guard(request)
         limit = query_int(request, "limit", 100, lo=1, hi=1000)
+        offset = query_int(request, "offset", 0, lo=0, hi=10_000_000)
         status = _choice(request, "status", CANDIDATE_STATUSES)
-        return json_response(await science.ese_candidates(store, limit, status))
+        return json_response(await science.ese_candidates(store, limit, status, offset))
 
     @api.route(
         "POST",
