@@ -80,6 +80,9 @@ class Edge:
         self._applied = asyncio.Condition()
         self.runner: web.AppRunner | None = None
         self.url = ""
+        #: the projection has applied everything the stream held when the edge started (and
+        #: follows live since): until then authentication answers 503, never from stale rows
+        self.caught_up = asyncio.Event()
 
     # -- projection ----------------------------------------------------------------------------
     async def _empty_ese(self) -> Any:
@@ -96,6 +99,8 @@ class Edge:
             await self.store.close()
             self.store.path.unlink(missing_ok=True)
             await self.store.open()
+        if info.state.last_seq <= self.store.last_seq:
+            self.caught_up.set()  # nothing to replay
 
     async def _follow(self, queue: asyncio.Queue[StoredMessage]) -> None:
         while True:
@@ -119,6 +124,8 @@ class Edge:
             while len(batch) < 500 and not queue.empty():
                 batch.append(queue.get_nowait())
             changed = await self.store.apply(batch)
+            if batch[-1].pending == 0 and queue.empty():
+                self.caught_up.set()
             async with self._applied:
                 self._applied.notify_all()
             if changed:

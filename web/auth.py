@@ -6,6 +6,8 @@
 The ``x-api-key`` header is hashed (SHA-256, see ``actors.quota_keeper.keys``) and looked up in
 ``seti_keys``. Missing, unknown, expired and revoked keys are all 403, each with its own message
 and code. The principal is cached on the request, so calling ``require_key`` twice is free.
+Until the projection has caught up with the stream (a rebuild, a restart) every authenticated
+request is 503 ``CATCHING_UP``: a revocation not yet applied must never let a key through.
 """
 
 from __future__ import annotations
@@ -47,12 +49,21 @@ async def require_key(request: web.Request) -> Principal:
         return cached
     from web.app import EDGE
 
+    edge = request.app[EDGE]
+    if not edge.caught_up.is_set():
+        # a key revoked in the part of the stream not yet applied would still look valid
+        raise ApiError(
+            503,
+            "the edge is catching up with the event stream; try again in a moment",
+            "CATCHING_UP",
+            headers={"Retry-After": "1"},
+        )
     presented = request.headers.get(HEADER, "").strip()
     if not presented:
         raise _forbidden("missing API key: send it in the x-api-key header", "MISSING_API_KEY")
     if not keys.looks_like_key(presented):
         raise _forbidden("invalid API key", "INVALID_API_KEY")
-    row = await request.app[EDGE].store.fetchone(
+    row = await edge.store.fetchone(
         """SELECT k.key_id, k.user_id, k.expires_at, k.revoked_at, u.email, u.tier, u.role
            FROM seti_keys k JOIN seti_users u ON u.user_id = k.user_id WHERE k.key_hash = ?""",
         (keys.key_hash(presented),),
