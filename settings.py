@@ -241,6 +241,14 @@ class Settings:
         default=3,
         metadata=_meta("OBS_IMAGE_MAX_MAJOR", "--image-max-major", "imager: most CLEAN major cycles"),
     )
+    search_time_limit_s: float = field(
+        default=1800.0,
+        metadata=_meta(
+            "OBS_SEARCH_TIME_LIMIT_S",
+            "--search-time-limit",
+            "searcher: a job still searching after this many seconds fails with that reason (0: no limit)",
+        ),
+    )
     log_level: str = field(
         default="info", metadata=_meta("OBS_LOG_LEVEL", "--log-level", "debug, info, warning, error")
     )

@@ -27,7 +27,7 @@ from bus.replay import StoredMessage, replay
 from bus.stream import STREAM
 from schemas.ops import ActorHeartbeat
 from settings import Settings
-from web.errors import error_middleware
+from web.errors import EnvelopeAppRunner, error_middleware
 from web.live import LiveHub
 from web.metrics import system_metrics
 from web.projections.dsa import pipeline_status
@@ -78,7 +78,7 @@ class Edge:
         self._tasks: list[asyncio.Task[Any]] = []
         self._sockets: set[web.WebSocketResponse] = set()
         self._applied = asyncio.Condition()
-        self.runner: web.AppRunner | None = None
+        self.runner: web.AppRunner | None = None  # an EnvelopeAppRunner
         self.url = ""
         #: the projection has applied everything the stream held when the edge started (and
         #: follows live since): until then authentication answers 503, never from stale rows
@@ -261,7 +261,7 @@ class Edge:
         ]
         self._hb_sub = await self.bus.nc.subscribe(ActorHeartbeat.subject(), cb=self._on_heartbeat)
         app = self.build_app()
-        self.runner = web.AppRunner(app, access_log_class=AccessLogger, handle_signals=False, shutdown_timeout=3.0)
+        self.runner = EnvelopeAppRunner(app, access_log_class=AccessLogger, handle_signals=False, shutdown_timeout=3.0)
         await self.runner.setup()
         site = web.TCPSite(self.runner, host or self.settings.host, self.settings.port if port is None else port)
         await site.start()

@@ -14,8 +14,11 @@ from typing import Any
 
 import msgspec
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
 
 import logs
+from storage.base import StorageError
 
 log = logs.get("web.errors")
 
@@ -77,6 +80,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except ApiError as exc:
         return envelope(exc.status, exc.message, exc.code, exc.details, exc.headers)
+    except StorageError as exc:  # a key or upload the storage refuses: the caller's error, no traceback
+        return envelope(exc.status, exc.message, exc.code or None)
     except web.HTTPRequestEntityTooLarge as exc:
         return envelope(
             413, "request body too large", details={"max_bytes": exc.max_size if hasattr(exc, "max_size") else None}
@@ -97,3 +102,35 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except Exception:
         log.exception("unhandled error", method=request.method, path=request.path)
         return envelope(500, "internal server error")
+
+
+# -- errors aiohttp answers before any middleware runs (a header over 8 KB, a malformed line) ------
+class _EnvelopeRequestHandler(RequestHandler):
+    """aiohttp's parser errors (``LineTooLong`` for a header over 8190 bytes, a bad request line)
+    are answered by the protocol handler itself, in plain text; here they get the envelope too."""
+
+    def handle_error(
+        self, request: BaseRequest, status: int = 500, exc: BaseException | None = None, message: str | None = None
+    ) -> web.StreamResponse:
+        super().handle_error(request, status, exc, message)  # logs, and refuses if bytes were already sent
+        if status >= 500:
+            text = "internal server error"
+        else:
+            text = f"malformed HTTP request: {getattr(exc, 'message', None) or exc or message or 'bad request'}"
+        resp = envelope(status, text, details={"max_header_bytes": 8190} if "too long" in text.lower() else {})
+        resp.force_close()
+        return resp
+
+
+class _EnvelopeServer(web.Server):
+    def __call__(self) -> RequestHandler:
+        return _EnvelopeRequestHandler(self, loop=self._loop, **self._kwargs)
+
+
+class EnvelopeAppRunner(web.AppRunner):
+    """An ``AppRunner`` whose connections answer even protocol-level errors with the envelope."""
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        server.__class__ = _EnvelopeServer
+        return server

@@ -27,6 +27,7 @@ from actors.quota_keeper import commands, keys, tiers
 from bus.request import CommandUnavailable, request
 from schemas.seti import EXPORT_FILES, ReportSubmitted
 from storage import MB, PART_SIZE, SINGLE_PUT_MAX, URL_TTL_S, StorageError, open_storage, parts_for
+from storage.base import check_key
 from web.auth import Principal, require_key
 from web.errors import ApiError
 from web.projections.seti import month_of
@@ -212,6 +213,10 @@ def _check_filename(filename: str) -> str:
 
 
 def _own_key(principal: Principal, file_key: str) -> None:
+    try:
+        check_key(file_key)  # '..', '//', NUL, odd characters: not a key /upload-url gives
+    except StorageError:
+        raise ApiError(400, f"not a file_key from /upload-url: {file_key!r}", "INVALID_FILE_KEY") from None
     if not file_key.startswith("uploads/") or len(file_key.split("/")) < 4:
         raise ApiError(400, f"not a file_key from /upload-url: {file_key!r}", "INVALID_FILE_KEY")
     if file_key.split("/")[1] != principal.user_id:
