@@ -94,9 +94,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             405: f"method {request.method} not allowed on {request.path}",
         }.get(exc.status, exc.reason)
         details: dict[str, Any] = {}
+        headers: dict[str, str] = {}
         if isinstance(exc, web.HTTPMethodNotAllowed):
-            details["allowed"] = sorted(exc.allowed_methods)
-        return envelope(exc.status, message, details=details)
+            allowed = sorted(exc.allowed_methods)
+            details["allowed"] = allowed
+            headers["Allow"] = ", ".join(allowed)  # RFC 9110 §15.5.6: a 405 MUST carry Allow
+        return envelope(exc.status, message, details=details, headers=headers)
     except (ConnectionResetError, ConnectionError):
         raise
     except Exception:
@@ -112,11 +115,15 @@ class _EnvelopeRequestHandler(RequestHandler):
     def handle_error(
         self, request: BaseRequest, status: int = 500, exc: BaseException | None = None, message: str | None = None
     ) -> web.StreamResponse:
-        super().handle_error(request, status, exc, message)  # logs, and refuses if bytes were already sent
+        if request.writer.output_size > 0:  # as aiohttp: a response already started cannot be replaced
+            raise ConnectionError("Response is sent already, cannot send another response with the error message")
         if status >= 500:
+            log.error("error handling a request", exc_info=exc)
             text = "internal server error"
-        else:
-            text = f"malformed HTTP request: {getattr(exc, 'message', None) or exc or message or 'bad request'}"
+        else:  # the client's mistake: one line at info, no traceback
+            reason = str(getattr(exc, "message", None) or exc or message or "bad request").strip()
+            text = f"malformed HTTP request: {reason.splitlines()[0][:300]}"
+            log.info("malformed HTTP request", status=status, reason=text[:300])
         resp = envelope(status, text, details={"max_header_bytes": 8190} if "too long" in text.lower() else {})
         resp.force_close()
         return resp

@@ -393,9 +393,21 @@ class CasaResponse(msgspec.Struct):
 
 
 class NotebookRequest(msgspec.Struct, forbid_unknown_fields=True):
-    group_id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+    #: a group id (a timestamp), never a path: no '/', not '.' or '..'
+    group_id: Annotated[
+        str,
+        msgspec.Meta(
+            min_length=1, max_length=128, pattern=r"^(?!\.\.?$)[^/\x00]+$", extra={"hint": "a group id, not a path"}
+        ),
+    ]
     notebook_type: Literal["calibration", "image"] = "calibration"
-    output_path: Annotated[str, msgspec.Meta(max_length=4096)] | None = None
+    #: where to write it, inside a data root (default: DATA/qa/<group_id>/qa_<type>.ipynb)
+    output_path: (
+        Annotated[
+            str, msgspec.Meta(max_length=4096, pattern=r"^[^\x00]*\.ipynb$", extra={"hint": "it must end in .ipynb"})
+        ]
+        | None
+    ) = None
 
 
 class NotebookResponse(msgspec.Struct):

@@ -31,7 +31,7 @@ from storage.base import check_key
 from web.auth import Principal, require_key
 from web.errors import ApiError
 from web.projections.seti import month_of
-from web.routing import decode_body, json_response, read_json
+from web.routing import decode_body, json_response, read_json, read_query
 
 if TYPE_CHECKING:
     from web.app import Edge
@@ -44,8 +44,31 @@ FORMATS = EXPORT_FILES
 
 
 # -- request and response bodies --------------------------------------------------------------
+#: what /upload-url gives: uploads/<user>/<uuid>/<safe name>; no '.', '..' or empty segment
+FileKey = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^uploads/[A-Za-z0-9_-][A-Za-z0-9._-]*/[A-Za-z0-9_-][A-Za-z0-9._-]*/[A-Za-z0-9_-][A-Za-z0-9._-]*$",
+        extra={"status": 400, "code": "INVALID_FILE_KEY", "hint": "use the file_key that /upload-url gave"},
+    ),
+]
+#: an upload id from /upload-url (32 hex digits)
+UploadId = Annotated[
+    str, msgspec.Meta(pattern=r"^[0-9a-f]{32}$", extra={"status": 404, "code": "NO_SUCH_UPLOAD"})
+]
+Filename = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=1024,
+        pattern=r"^\s*\S.*\.([fF][iI][lL]|[hH]5)\s*$",
+        extra={"status": 400, "code": "UNSUPPORTED_FILE_TYPE", "hint": "the filename must end in .fil or .h5"},
+    ),
+]
+
+
 class UploadUrlRequest(msgspec.Struct, kw_only=True):
-    filename: str
+    filename: Filename
     file_size: Annotated[int, msgspec.Meta(ge=1)] | None = None
 
 
@@ -73,14 +96,14 @@ class PartETag(msgspec.Struct):
 
 
 class CompleteUploadRequest(msgspec.Struct, kw_only=True):
-    file_key: str
-    upload_id: str
+    file_key: FileKey
+    upload_id: UploadId
     parts: list[PartETag]
 
 
 class AbortUploadRequest(msgspec.Struct, kw_only=True):
-    file_key: str
-    upload_id: str
+    file_key: FileKey
+    upload_id: UploadId
 
 
 class MessageResponse(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -89,7 +112,7 @@ class MessageResponse(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 
 class AnalyzeRequest(msgspec.Struct, kw_only=True):
-    file_key: str
+    file_key: FileKey
     filename: str | None = None
     source_name: str | None = None
     max_drift: Annotated[float, msgspec.Meta(gt=0, le=50)] = 4.0
@@ -146,8 +169,10 @@ class UsageResponse(msgspec.Struct, kw_only=True):
 
 
 class CreateKeyRequest(msgspec.Struct, kw_only=True):
-    name: str = "Default"
-    ttl_days: int = keys.TTL_DEFAULT_DAYS
+    name: Annotated[str, msgspec.Meta(max_length=1000)] = "Default"
+    ttl_days: Annotated[
+        int, msgspec.Meta(ge=keys.TTL_MIN_DAYS, le=keys.TTL_MAX_DAYS, extra={"status": 400, "code": "INVALID_TTL"})
+    ] = keys.TTL_DEFAULT_DAYS
 
 
 class CreateKeyResponse(msgspec.Struct, kw_only=True):
@@ -176,6 +201,17 @@ class RevokeKeyResponse(msgspec.Struct, kw_only=True):
     key_id: str
 
 
+class JobsQuery(msgspec.Struct, kw_only=True):
+    limit: Annotated[int, msgspec.Meta(ge=1, description="at most 100 are returned")] = 50
+
+
+class DownloadQuery(msgspec.Struct, kw_only=True):
+    format: Annotated[
+        Literal[tuple(EXPORT_FILES)],  # type: ignore[valid-type]
+        msgspec.Meta(extra={"status": 400, "code": "INVALID_FORMAT"}),
+    ] = "json"
+
+
 class ReportRequest(msgspec.Struct, kw_only=True):
     job_id: str
     error_type: Literal["pipeline_failure", "user_report"] | None = None
@@ -186,6 +222,11 @@ class ReportRequest(msgspec.Struct, kw_only=True):
 class ReportResponse(msgspec.Struct, kw_only=True):
     report_id: str
     message: str
+
+
+#: object keys as the storage accepts them (``storage.base.check_key``): safe characters, no
+#: empty, '.' or '..' segment
+OBJECT_KEY = {"type": "string", "maxLength": 1024, "pattern": r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$"}
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -368,7 +409,7 @@ def register(edge: Edge) -> None:
         tag=TAG,
         auth="key",
         summary="Abort a multipart upload and remove its parts",
-        responses={404: "No such upload", **auth_errors},
+        responses={400: "Not a file_key from /upload-url", 404: "No such upload", **auth_errors},
     )
     async def abort_upload(req: web.Request) -> web.Response:
         principal = await require_key(req)
@@ -389,7 +430,12 @@ def register(edge: Edge) -> None:
             "/objects/{key:.+}",
             tag=TAG,
             summary="Signed upload URL target (single PUT or one multipart part); answers the part's ETag",
-            responses={403: "Tampered or expired signature", 413: "Larger than the URL allows"},
+            params={"key": OBJECT_KEY},
+            responses={
+                400: "Bad part number",
+                403: "Tampered or expired signature",
+                413: "Larger than the URL allows",
+            },
         )
         async def put_object(req: web.Request) -> web.Response:
             return await _storage(local_storage.receive_put(req))
@@ -399,6 +445,7 @@ def register(edge: Edge) -> None:
             "/objects/{key:.+}",
             tag=TAG,
             summary="Signed download URL target",
+            params={"key": OBJECT_KEY},
             responses={403: "Tampered or expired signature", 404: "No such object"},
         )
         async def get_object(req: web.Request) -> web.StreamResponse:
@@ -456,18 +503,12 @@ def register(edge: Edge) -> None:
         tag=TAG,
         auth="key",
         summary="Your jobs, newest first",
-        query=[("limit", "integer", False)],
+        query=JobsQuery,
         responses=auth_errors,
     )
     async def list_jobs(req: web.Request) -> web.Response:
         principal = await require_key(req)
-        raw = req.query.get("limit", "")
-        try:
-            limit = int(raw) if raw else 50
-        except ValueError:
-            raise ApiError(422, "query parameter 'limit' must be an integer", details={"field": "limit"}) from None
-        if limit < 1:
-            raise ApiError(422, "query parameter 'limit' must be at least 1", details={"field": "limit"})
+        limit = read_query(req, JobsQuery).limit
         rows = await edge.store.fetchall(
             "SELECT * FROM seti_jobs WHERE user_id=? ORDER BY created_at DESC, seq DESC LIMIT ?",
             (principal.user_id, min(limit, 100)),
@@ -495,7 +536,7 @@ def register(edge: Edge) -> None:
         tag=TAG,
         auth="key",
         summary="Signed download URL of one result file; csv is returned inline as text/csv",
-        query=[("format", "string", False)],
+        query=DownloadQuery,
         responses={
             400: "Invalid format parameter",
             403: "Job belongs to a different user",
@@ -504,14 +545,7 @@ def register(edge: Edge) -> None:
     )
     async def download(req: web.Request) -> web.StreamResponse:
         principal = await require_key(req)
-        fmt = req.query.get("format", "json") or "json"
-        if fmt not in FORMATS:
-            raise ApiError(
-                400,
-                f"invalid format {fmt!r}; choose one of {', '.join(FORMATS)}",
-                "INVALID_FORMAT",
-                {"field": "format", "allowed": list(FORMATS)},
-            )
+        fmt = read_query(req, DownloadQuery).format
         row = await owned_job(principal, req.match_info["job_id"])
         if row["status"] != "complete":
             raise ApiError(404, f"job is {row['status']}; results are not available yet", "NOT_READY")
@@ -571,8 +605,9 @@ def register(edge: Edge) -> None:
         status=201,
         tag=TAG,
         auth="key",
-        summary="Create an API key (Researcher+); the key is shown only in this response",
-        responses={403: "Free tier cannot create API keys — upgrade required"},
+        summary="Create an API key (Researcher+); the key is shown only in this response; the body may be left out",
+        body_optional=True,
+        responses={400: "ttl_days out of 1..365", 403: "Free tier cannot create API keys — upgrade required"},
     )
     async def create_key(req: web.Request) -> web.Response:
         principal = await require_key(req)
