@@ -154,6 +154,14 @@ class Settings:
             "an actor silent for this many heartbeat intervals raises a system_error alert",
         ),
     )
+    slack_dry_run: bool = field(
+        default=False,
+        metadata=_meta(
+            "OBS_SLACK_DRY_RUN",
+            "--slack-dry-run",
+            "alerter: log each Slack message that would be sent (and record it as dry_run) instead of sending it",
+        ),
+    )
     slack_max_attempts: int = field(
         default=5,
         metadata=_meta("OBS_SLACK_MAX_ATTEMPTS", "--slack-max-attempts", "webhook POSTs per delivery round"),

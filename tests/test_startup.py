@@ -76,3 +76,13 @@ def test_docs_config_md_is_run_py_config() -> None:
     assert (ROOT / "docs" / "CONFIG.md").read_text().strip() == r.stdout.strip(), (
         "docs/CONFIG.md is out of date: python run.py config > docs/CONFIG.md"
     )
+
+
+async def test_closing_a_connection_logs_no_disconnect_warning(nats_server: object, capfd: object) -> None:
+    """Every CLI exit closes its connection: that is not a 'nats disconnected' warning."""
+    from bus.connection import connect
+
+    nc = await connect(nats_server.url, name="obs-cli")  # type: ignore[attr-defined]
+    await nc.close()
+    err = capfd.readouterr().err  # type: ignore[attr-defined]
+    assert "nats disconnected" not in err or '"level": "warning"' not in err, err

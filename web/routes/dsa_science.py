@@ -69,6 +69,8 @@ class AlertView(msgspec.Struct):
     sent_at: str
     channel: str
     success: bool
+    #: slack (posted: see success), not_configured (no webhook, nothing tried), dry_run (logged only)
+    delivery: Literal["slack", "not_configured", "dry_run"] = "slack"
 
 
 class AlertHistoryResponse(msgspec.Struct):
