@@ -224,11 +224,6 @@ class ReportResponse(msgspec.Struct, kw_only=True):
     message: str
 
 
-#: object keys as the storage accepts them (``storage.base.check_key``): safe characters, no
-#: empty, '.' or '..' segment
-OBJECT_KEY = {"type": "string", "maxLength": 1024, "pattern": r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$"}
-
-
 # -- helpers ----------------------------------------------------------------------------------
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -418,38 +413,12 @@ def register(edge: Edge) -> None:
         await _storage(storage.abort_multipart(body.file_key, body.upload_id))
         return json_response(MessageResponse(message="Upload aborted"))
 
-    local = getattr(storage, "receive_put", None)
-    if local is not None:
-        from storage.local import LocalStorage
+    from storage.local import LocalStorage
 
-        assert isinstance(storage, LocalStorage)
-        local_storage = storage
+    if isinstance(storage, LocalStorage):  # the signed URLs point at this edge
+        from web.routes import objects
 
-        @api.route(
-            "PUT",
-            "/objects/{key:.+}",
-            tag=TAG,
-            summary="Signed upload URL target (single PUT or one multipart part); answers the part's ETag",
-            params={"key": OBJECT_KEY},
-            responses={
-                400: "Bad part number",
-                403: "Tampered or expired signature",
-                413: "Larger than the URL allows",
-            },
-        )
-        async def put_object(req: web.Request) -> web.Response:
-            return await _storage(local_storage.receive_put(req))
-
-        @api.route(
-            "GET",
-            "/objects/{key:.+}",
-            tag=TAG,
-            summary="Signed download URL target",
-            params={"key": OBJECT_KEY},
-            responses={403: "Tampered or expired signature", 404: "No such object"},
-        )
-        async def get_object(req: web.Request) -> web.StreamResponse:
-            return await _storage(local_storage.serve_get(req))
+        objects.register(api, storage, TAG)
 
     # -- jobs -------------------------------------------------------------------------------
     @api.route(
