@@ -116,6 +116,15 @@ def preflight(settings: Settings, *, with_edge: bool) -> str | None:
     return None
 
 
+def numba_cache_is_cold() -> bool:
+    """True when no numba kernel of the actors has been compiled and cached yet (a first start):
+    every kernel is ``cache=True``, so its compiled code lands in ``__pycache__`` beside it."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent / "actors"
+    return not any(root.glob("*/__pycache__/*.nbi"))
+
+
 # -- running the system ------------------------------------------------------------------------
 
 
@@ -174,6 +183,13 @@ async def run_system(
     )
     actors: list[Actor] = []
     edge: Edge | None = None
+    started = asyncio.get_running_loop().time()
+    if roles and numba_cache_is_cold():
+        print(
+            "first start: compiling the numba kernels (about 30 s on 2 cores, once; cached after that)",
+            file=sys.stderr,
+            flush=True,
+        )
     try:
         for role in roles:
             actor = registry.load(role)(bus, settings)
@@ -182,7 +198,8 @@ async def run_system(
         if with_edge:
             edge = Edge(settings, bus)
             await edge.start()
-            print(f"edge listening on {edge.url}", file=sys.stderr, flush=True)
+            took = asyncio.get_running_loop().time() - started
+            print(f"edge listening on {edge.url} (started in {took:.1f} s)", file=sys.stderr, flush=True)
         await (until() if until else _wait_for_signal())
     finally:
 
