@@ -52,9 +52,13 @@ FileKey = Annotated[
         extra={"status": 400, "code": "INVALID_FILE_KEY", "hint": "use the file_key that /upload-url gave"},
     ),
 ]
-#: an upload id from /upload-url (32 hex digits)
+#: an upload id from /upload-url (32 hex digits with local storage; S3's own, URL-safe, otherwise)
 UploadId = Annotated[
-    str, msgspec.Meta(pattern=r"^[0-9a-f]{32}$", extra={"status": 404, "code": "NO_SUCH_UPLOAD"})
+    str,
+    msgspec.Meta(
+        min_length=1, max_length=1024, pattern=r"^[A-Za-z0-9._~=+/-]+$",
+        extra={"status": 404, "code": "NO_SUCH_UPLOAD"},
+    ),
 ]
 Filename = Annotated[
     str,
