@@ -1,29 +1,47 @@
 # Two commands matter:  `make run`  starts everything;  `make test`  checks everything.
-# Both create .venv/ at the project root and install the project into it on first use.
+# Both create .venv/ at the project root and install into it on first use: `make run` only what
+# running needs, `make test` the dev extras on top (pytest, ruff, mypy, moto, schemathesis, ...).
 PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
+PIP := $(BIN)/python -m pip install --progress-bar on --disable-pip-version-check
+FUZZ_MINUTES ?= 10
 
-.PHONY: run test check lint typecheck install clean bench chromium
+.PHONY: run test check lint typecheck install install-dev clean bench fuzz chromium
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY) on PATH"; exit 1; }
-	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+
+# What running needs. pip prints one line per package it collects, then the install: about 2 min
+# on a cold cache.
+$(RUN_STAMP): pyproject.toml | $(BIN)/python
+	@echo "installing the platform into $(VENV) (first time: about 2 minutes) ..."
+	$(PIP) -e .
+	@echo "compiling the de-Doppler kernels into numba's cache (once, about 30-60 s) ..."
 	$(BIN)/python -m actors.searcher.precompile
-	touch $(STAMP)
+	touch $(RUN_STAMP)
 
-install: $(STAMP)
+# The dev extras on top. It depends on the run stamp, so a changed pyproject.toml reinstalls both.
+$(DEV_STAMP): $(RUN_STAMP)
+	@echo "installing the dev extras (pytest, ruff, mypy, moto, schemathesis, ...) ..."
+	$(PIP) -e '.[dev]'
+	touch $(DEV_STAMP)
 
-run: $(STAMP)
+install: $(RUN_STAMP)
+
+install-dev: $(DEV_STAMP)
+
+run: $(RUN_STAMP)
 	$(BIN)/python run.py $(ARGS)
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 
-typecheck: $(STAMP)
+typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
 
 # The dashboard's browser tests drive Debian's Chromium (a browser download cannot work in CI):
@@ -38,13 +56,17 @@ chromium:
 	  fi; \
 	  test -x $(CHROMIUM) || { echo "the browser tests need Chromium at $(CHROMIUM): apt-get install -y chromium (as root), or make test CHROMIUM=/path/to/chromium"; exit 1; }; }
 
-test: $(STAMP) lint typecheck chromium
+test: $(DEV_STAMP) lint typecheck chromium
 	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 check: test
 
-bench: $(STAMP)
+bench: $(DEV_STAMP)
 	$(BIN)/python -m bench
 
+# The long property-based run against a running system (bench/fuzz.py): FUZZ_MINUTES=30 make fuzz
+fuzz: $(DEV_STAMP)
+	$(BIN)/python -m bench.fuzz --minutes $(FUZZ_MINUTES)
+
 clean:
-	rm -rf $(VENV) var .mypy_cache .ruff_cache
+	rm -rf $(VENV) var .mypy_cache .ruff_cache .schemathesis .hypothesis

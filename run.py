@@ -32,9 +32,11 @@ log = logs.get("run")
 SHUTDOWN_DEADLINE_S = 9.0
 
 
-def _settings_parent() -> argparse.ArgumentParser:
+def _settings_parent() -> settings_mod.OneLineParser:
     # No prefix matching: a tool's --out must never be taken as an abbreviation of --output-dir.
-    parent = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS, allow_abbrev=False)
+    parent = settings_mod.OneLineParser(
+        prog="run.py", add_help=False, argument_default=argparse.SUPPRESS, allow_abbrev=False
+    )
     settings_mod.add_arguments(parent)
     for action in parent._actions:
         action.default = argparse.SUPPRESS
@@ -51,14 +53,14 @@ def _parse_time(text: str) -> datetime:
 
 def build_parser() -> argparse.ArgumentParser:
     common = _settings_parent()
-    parser = argparse.ArgumentParser(
+    parser = settings_mod.OneLineParser(
         prog="run.py",
         description=__doc__,
         parents=[common],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
     )
-    sub = parser.add_subparsers(dest="command")
+    sub = parser.add_subparsers(dest="command", parser_class=settings_mod.OneLineParser)
     p = sub.add_parser("actor", parents=[common], help="run one actor alone")
     p.add_argument("name")
     sub.add_parser("edge", parents=[common], help="run the edge alone")
@@ -82,6 +84,50 @@ def build_parser() -> argparse.ArgumentParser:
         sp = sub.add_parser(name, parents=[common], help=helptext, add_help=False)
         sp.add_argument("rest", nargs=argparse.REMAINDER)
     return parser
+
+
+# -- start-up checks ---------------------------------------------------------------------------
+
+
+def preflight(settings: Settings, *, with_edge: bool) -> str | None:
+    """What would make the start fail, checked before anything starts (one line, naming the flag
+    and its variable), or None. A taken port used to be found after NATS and eight actors were up."""
+    import errno
+    import os
+    import socket
+    import tempfile
+
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=settings.data_dir, prefix=".write-check-"):
+            pass
+    except OSError as exc:
+        return (
+            f"--data-dir / OBS_DATA_DIR={settings.data_dir}: not a writable directory "
+            f"({exc.strerror or exc}); choose another"
+        )
+    if with_edge and settings.port != 0:
+        with socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET) as s:
+            if os.name == "posix":
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp binds
+            try:
+                s.bind((settings.host, settings.port))
+            except OSError as exc:
+                what = "already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+                return (
+                    f"--port / OBS_PORT={settings.port}: {settings.host}:{settings.port} is {what}; "
+                    "pick another port (0 picks a free one)"
+                )
+    return None
+
+
+def numba_cache_is_cold() -> bool:
+    """True when no numba kernel of the actors has been compiled and cached yet (a first start):
+    every kernel is ``cache=True``, so its compiled code lands in ``__pycache__`` beside it."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent / "actors"
+    return not any(root.glob("*/__pycache__/*.nbi"))
 
 
 # -- running the system ------------------------------------------------------------------------
@@ -144,6 +190,13 @@ async def run_system(
     actors: list[Actor] = []
     edge: Edge | None = None
     metrics_server: MetricsServer | None = None
+    started = asyncio.get_running_loop().time()
+    if roles and numba_cache_is_cold():
+        print(
+            "first start: compiling the numba kernels (about 30 s on 2 cores, once; cached after that)",
+            file=sys.stderr,
+            flush=True,
+        )
     try:
         if settings.metrics_port >= 0:  # an actor process alone has no edge to scrape
             metrics_server = MetricsServer(settings.host, settings.metrics_port)
@@ -155,7 +208,8 @@ async def run_system(
         if with_edge:
             edge = Edge(settings, bus)
             await edge.start()
-            print(f"edge listening on {edge.url}", file=sys.stderr, flush=True)
+            took = asyncio.get_running_loop().time() - started
+            print(f"edge listening on {edge.url} (started in {took:.1f} s)", file=sys.stderr, flush=True)
         await (until() if until else _wait_for_signal())
     finally:
 
@@ -244,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = settings_mod.load(args)
     except (ValueError, OSError) as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
+        print(f"run.py: configuration error: {exc}", file=sys.stderr)
         return 2
     logs.configure(settings.log_level)
     command = args.command
@@ -260,10 +314,18 @@ def main(argv: list[str] | None = None) -> int:
         return events_main(rest)
     from actors import registry
 
+    if command in (None, "actor", "edge"):
+        problem = preflight(settings, with_edge=command != "actor")
+        if problem:
+            print(f"run.py: cannot start: {problem}", file=sys.stderr)
+            return 2
     if command is None:
         return asyncio.run(run_system(settings, list(registry.ROLES), with_edge=True, embedded=True))
     if command == "actor":
-        registry.load(args.name)
+        if args.name not in registry.ROLES:
+            print(f"run.py actor: unknown actor {args.name!r}; choose one of {', '.join(registry.ROLES)}",
+                  file=sys.stderr)  # fmt: skip
+            return 2
         return asyncio.run(run_system(settings, [args.name], with_edge=False))
     if command == "edge":
         return asyncio.run(run_system(settings, [], with_edge=True))

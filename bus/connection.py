@@ -37,7 +37,10 @@ def tls_context(ca_file: str) -> ssl.SSLContext | None:
 
 async def connect(url: str, *, name: str = "obs", tls_ca: str = "") -> Client:
     async def on_disconnect() -> None:
-        log.warning("nats disconnected", client=name)
+        if nc.is_closed:  # our own close() (every CLI exit, every stop): not news
+            log.debug("nats disconnected", client=name)
+        else:
+            log.warning("nats disconnected", client=name)
 
     async def on_reconnect() -> None:
         log.info("nats reconnected", client=name, server=server_address(nc))
@@ -46,7 +49,7 @@ async def connect(url: str, *, name: str = "obs", tls_ca: str = "") -> Client:
         log.warning("nats error", client=name, error=str(e))
 
     async def on_closed() -> None:
-        log.info("nats connection closed", client=name)
+        log.debug("nats connection closed", client=name)
 
     options: dict[str, Any] = {
         "servers": [u.strip() for u in url.split(",") if u.strip()],

@@ -46,6 +46,9 @@ class AlertSent(Event, frozen=True, tag="ops.alert.sent"):
     status_code: int | None = None
     error: str = ""
     sent_at: str = ""  # when the attempt was made (ISO 8601 Z); the event time if empty
+    #: "slack" (a POST was made: see success), "not_configured" (no webhook: nothing was tried, and
+    #: nothing failed), "dry_run" (--slack-dry-run: logged, not sent)
+    delivery: str = "slack"
 
 
 class ActorHeartbeat(Event, frozen=True, tag="live.actor.heartbeat"):

@@ -38,6 +38,9 @@ class JobSubmitted(Event, frozen=True, tag="seti.job.submitted"):
     created_at: int
     max_drift: float = 4.0
     min_snr: float = 10.0
+    #: the tier's size limit, applied by the searcher to the DECODED data (a compressed .h5 may
+    #: declare far more than it stores); 0: no limit (events published before it existed)
+    max_data_bytes: int = 0
 
 
 class CadenceSubmitted(Event, frozen=True, tag="seti.cadence.submitted"):

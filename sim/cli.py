@@ -21,11 +21,26 @@ from astro.instrument import N_SUBBANDS
 from sim.observation import SIDEREAL_DAY_D, SimulationError, simulate
 
 
+def _iso_time(text: str) -> str:
+    """An ISO 8601 time, checked here so a mistake is one line, not astropy's list of formats."""
+    from datetime import datetime
+
+    try:
+        datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not an ISO 8601 UTC time: {text!r} (for example 2025-10-24T14:00:00)"
+        ) from None
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="simulate", description="Write simulated DSA-110 UVH5 subband files.")
+    from settings import OneLineParser
+
+    p = OneLineParser(prog="run.py simulate", description="Write simulated DSA-110 UVH5 subband files.")
     p.add_argument("--out", required=True, help="output directory (created if missing)")
     p.add_argument("--groups", type=int, default=1, help="consecutive ~5-minute groups per epoch")
-    p.add_argument("--start", default=None, help="ISO UTC start time (default: now)")
+    p.add_argument("--start", default=None, type=_iso_time, help="ISO UTC start time (default: now)")
     p.add_argument("--dec", type=float, default=None, help="pointing declination, degrees")
     p.add_argument("--antennas", type=int, default=96, help="number of antennas (<= 96)")
     p.add_argument("--channels", type=int, default=48, help="channels per subband")

@@ -8,14 +8,14 @@ Layout::
         00001, 00001.etag, ...                the parts received so far and their MD5s
 
 Uploads stream to a temporary file beside their destination and are renamed into place only when
-the last byte arrived within the limit, so a refused or broken upload leaves nothing behind.
+the last byte arrived within the limit, so a refused or broken upload leaves nothing behind. The
+HTTP side of the signed URLs (``PUT``/``GET /objects/{key}``) belongs to the edge:
+``web.routes.objects``; this package has no HTTP server dependency.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import hashlib
 import json
 import os
 import shutil
@@ -24,8 +24,6 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote, urlencode
-
-from aiohttp import web
 
 from storage.base import (
     URL_TTL_S,
@@ -36,7 +34,7 @@ from storage.base import (
     check_parts,
     normalise_etag,
 )
-from storage.signing import Signer, expired
+from storage.signing import Signer
 
 CHUNK = 256 * 1024
 
@@ -56,14 +54,14 @@ class LocalStorage:
     def path(self, key: str) -> Path:
         return self.root / check_key(key)
 
-    def _upload_dir(self, upload_id: str) -> Path:
+    def upload_dir(self, upload_id: str) -> Path:
         if not upload_id or not all(c in "0123456789abcdef" for c in upload_id) or len(upload_id) != 32:
             raise StorageError(404, "no such upload", "NO_SUCH_UPLOAD")
         return self.uploads / upload_id
 
-    def _meta(self, upload_id: str, key: str) -> UploadMeta:
+    def upload_meta(self, upload_id: str, key: str) -> UploadMeta:
         try:
-            raw = json.loads((self._upload_dir(upload_id) / "meta.json").read_text())
+            raw = json.loads((self.upload_dir(upload_id) / "meta.json").read_text())
         except FileNotFoundError:
             raise StorageError(404, "no such upload (completed, aborted or never started)", "NO_SUCH_UPLOAD") from None
         meta = UploadMeta(**raw)
@@ -112,9 +110,9 @@ class LocalStorage:
 
     # -- multipart ---------------------------------------------------------------------------
     async def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> int:
-        meta = self._meta(upload_id, key)
+        meta = self.upload_meta(upload_id, key)
         ordered = check_parts(meta, parts)
-        d = self._upload_dir(upload_id)
+        d = self.upload_dir(upload_id)
         for number, etag in ordered:
             try:
                 stored = (d / f"{number:05d}.etag").read_text()
@@ -145,8 +143,8 @@ class LocalStorage:
         return total
 
     async def abort_multipart(self, key: str, upload_id: str) -> None:
-        self._meta(upload_id, key)
-        await asyncio.to_thread(shutil.rmtree, self._upload_dir(upload_id), True)
+        self.upload_meta(upload_id, key)
+        await asyncio.to_thread(shutil.rmtree, self.upload_dir(upload_id), True)
 
     # -- objects -----------------------------------------------------------------------------
     async def head(self, key: str) -> int | None:
@@ -173,76 +171,3 @@ class LocalStorage:
 
     async def delete(self, key: str) -> None:
         self.path(key).unlink(missing_ok=True)
-
-    # -- the HTTP side of the signed URLs (mounted by web.routes.seti) -------------------------
-    def _verify(self, request: web.Request, method: str, key: str, upload_id: str = "", part: int = 0) -> int:
-        q = request.query
-        try:
-            expires = int(q["X-Expires"])
-            max_bytes = int(q.get("X-Max-Bytes", "0"))
-            signature = q["X-Signature"]
-        except (KeyError, ValueError):
-            raise StorageError(403, "missing or malformed URL signature", "INVALID_SIGNATURE") from None
-        if not self.signer.verify(signature, method, key, expires, max_bytes, upload_id, part):
-            raise StorageError(403, "invalid URL signature", "INVALID_SIGNATURE")
-        if expired(expires):
-            raise StorageError(403, "this URL has expired; request a new one", "URL_EXPIRED")
-        return max_bytes
-
-    async def receive_put(self, request: web.Request) -> web.Response:
-        """PUT to a signed URL: stream the body to disk, refusing it as soon as it passes the limit."""
-        key = request.match_info["key"]
-        check_key(key)
-        upload_id = request.query.get("uploadId", "")
-        part = 0
-        if upload_id:
-            try:
-                part = int(request.query.get("partNumber", ""))
-            except ValueError:
-                raise StorageError(400, "partNumber must be an integer", "INVALID_PART") from None
-        max_bytes = self._verify(request, "PUT", key, upload_id, part)
-        if request.content_length is not None and request.content_length > max_bytes:
-            raise StorageError(
-                413, f"upload of {request.content_length} bytes exceeds the limit of {max_bytes} bytes", "TOO_LARGE"
-            )
-        if upload_id:
-            meta = self._meta(upload_id, key)
-            if not 1 <= part <= meta.parts:
-                raise StorageError(400, f"part number {part} is out of range (1..{meta.parts})", "INVALID_PART")
-            target = self._upload_dir(upload_id) / f"{part:05d}"
-        else:
-            target = self.path(key)
-            target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.parent / f".tmp-{uuid.uuid4().hex}"
-        md5 = hashlib.md5(usedforsecurity=False)
-        received = 0
-        try:
-            fh = await asyncio.to_thread(open, tmp, "wb")
-            try:
-                async for chunk in request.content.iter_chunked(CHUNK):
-                    received += len(chunk)
-                    if received > max_bytes:
-                        raise StorageError(413, f"upload exceeds the limit of {max_bytes} bytes", "TOO_LARGE")
-                    md5.update(chunk)
-                    await asyncio.to_thread(fh.write, chunk)
-            finally:
-                fh.close()
-            if upload_id and not target.parent.exists():
-                raise StorageError(404, "the upload was aborted", "NO_SUCH_UPLOAD")
-            etag = md5.hexdigest()
-            os.replace(tmp, target)
-            if upload_id:
-                (target.parent / f"{part:05d}.etag").write_text(etag)
-        finally:
-            with contextlib.suppress(OSError):
-                tmp.unlink(missing_ok=True)
-        return web.Response(status=200, headers={"ETag": f'"{etag}"'})
-
-    async def serve_get(self, request: web.Request) -> web.StreamResponse:
-        key = request.match_info["key"]
-        self._verify(request, "GET", key)
-        path = self.path(key)
-        if not path.is_file():
-            raise StorageError(404, "no such object (it may have expired)", "NOT_FOUND")
-        filename = "".join(c for c in request.query.get("filename", path.name) if c.isalnum() or c in "._-")
-        return web.FileResponse(path, headers={"Content-Disposition": f'attachment; filename="{filename}"'})

@@ -5,6 +5,9 @@ actor package, and nothing under `actors/` imports `web/`. Issue 11 moved the ra
 calibrator and imager share (MS I/O, calibration tables, sky model, flagging, StEFCal, applying
 gains) into `astro/`; before, the imager imported five modules of the calibrator and the
 calibrator imported the imager's pipeline back (a circle).
+
+storage/ is shared by the edge and two actors: it holds no HTTP server code (that is the edge's,
+in web/routes/objects.py), so no actor pulls aiohttp's server in through it.
 """
 
 from __future__ import annotations
@@ -60,3 +63,14 @@ def test_nothing_under_actors_or_astro_imports_web() -> None:
     for base in (ACTORS, ROOT / "astro", ROOT / "sim"):
         for f in base.rglob("*.py"):
             assert not any(m == "web" or m.startswith("web.") for m in _imports(f)), f
+
+
+def test_storage_has_no_aiohttp_dependency() -> None:
+    for path in sorted((ROOT / "storage").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            assert not any(n.split(".")[0] in ("aiohttp", "web") for n in names), (path.name, names)

@@ -73,7 +73,7 @@ def test_tool_subcommands_get_their_own_help_and_settings_flags(capsys: object) 
         run.main(["simulate", "--help"])
     assert stop.value.code == 0
     out = capsys.readouterr().out  # type: ignore[attr-defined]
-    assert "usage: simulate" in out and "--with-calibrator" in out
+    assert "usage: run.py simulate" in out and "--with-calibrator" in out
 
 
 def test_no_prefix_matching_of_settings_flags() -> None:

@@ -29,7 +29,7 @@ from bus.stream import STREAM
 from schemas.ops import ActorHeartbeat
 from settings import Settings
 from web import cors
-from web.errors import error_middleware
+from web.errors import EnvelopeAppRunner, error_middleware
 from web.health import HealthChecks
 from web.live import LiveHub
 from web.metrics import system_metrics
@@ -38,7 +38,7 @@ from web.projections.store import ProjectionStore
 from web.routes import core
 from web.routing import Api
 from web.sessions import SessionStore
-from web.state import SESSIONS, SETTINGS, STORE
+from web.state import CAUGHT_UP, SESSIONS, SETTINGS, STORE
 
 log = logs.get("web.app")
 
@@ -90,8 +90,11 @@ class Edge:
         self._tasks: list[asyncio.Task[Any]] = []
         self._sockets: set[web.WebSocketResponse] = set()
         self._applied = asyncio.Condition()
-        self.runner: web.AppRunner | None = None
+        self.runner: web.AppRunner | None = None  # an EnvelopeAppRunner
         self.url = ""
+        #: the projection has applied everything the stream held when the edge started (and
+        #: follows live since): until then authentication answers 503, never from stale rows
+        self.caught_up = asyncio.Event()
 
     # -- projection ----------------------------------------------------------------------------
     async def _empty_ese(self) -> Any:
@@ -108,6 +111,8 @@ class Edge:
             await self.store.close()
             self.store.path.unlink(missing_ok=True)
             await self.store.open()
+        if info.state.last_seq <= self.store.last_seq:
+            self.caught_up.set()  # nothing to replay
 
     async def _follow(self, queue: asyncio.Queue[StoredMessage]) -> None:
         while True:
@@ -131,6 +136,8 @@ class Edge:
             while len(batch) < 500 and not queue.empty():
                 batch.append(queue.get_nowait())
             changed = await self.store.apply(batch)
+            if batch[-1].pending == 0 and queue.empty():
+                self.caught_up.set()
             async with self._applied:
                 self._applied.notify_all()
             if changed:
@@ -255,6 +262,7 @@ class Edge:
         app = web.Application(middlewares=[error_middleware], client_max_size=1024 * 1024)
         app[EDGE] = self
         app[STORE] = self.store
+        app[CAUGHT_UP] = self.caught_up
         app[SETTINGS] = self.settings
         app[SESSIONS] = self.sessions
         core.register(self)
@@ -301,7 +309,7 @@ class Edge:
         ]
         self._hb_sub = await self.bus.nc.subscribe(ActorHeartbeat.subject(), cb=self._on_heartbeat)
         app = self.build_app()
-        self.runner = web.AppRunner(app, access_log_class=AccessLogger, handle_signals=False, shutdown_timeout=3.0)
+        self.runner = EnvelopeAppRunner(app, access_log_class=AccessLogger, handle_signals=False, shutdown_timeout=3.0)
         await self.runner.setup()
         site = web.TCPSite(self.runner, host or self.settings.host, self.settings.port if port is None else port)
         await site.start()

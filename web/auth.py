@@ -13,6 +13,9 @@ that key's row is checked on every request exactly as for the header. A state-ch
 (anything but GET/HEAD/OPTIONS) made with the cookie must carry ``X-CSRF-Token`` equal to the
 session's token, else 403 ``CSRF_FAILED``; requests with the header need no CSRF token, since a
 browser never adds that header on its own.
+
+Until the projection has caught up with the stream (a rebuild, a restart) every authenticated
+request is 503 ``CATCHING_UP``: a revocation not yet applied must never let a key through.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from actors.quota_keeper import keys
 from web.errors import ApiError
 from web.projections.store import ProjectionStore
 from web.sessions import COOKIE, CSRF_HEADER, Session
-from web.state import SESSIONS, SETTINGS, STORE
+from web.state import CAUGHT_UP, SESSIONS, SETTINGS, STORE
 
 HEADER = "x-api-key"
 
@@ -88,10 +91,24 @@ async def session_of(request: web.Request) -> tuple[Session, Principal] | None:
     return session, await _principal_of(request.app[STORE], "k.key_id = ?", session.key_id)
 
 
+def require_caught_up(request: web.Request) -> None:
+    """503 until the projection has caught up: a key revoked in the part of the stream not yet
+    applied would still look valid."""
+    caught_up = request.app.get(CAUGHT_UP)
+    if caught_up is not None and not caught_up.is_set():
+        raise ApiError(
+            503,
+            "the edge is catching up with the event stream; try again in a moment",
+            "CATCHING_UP",
+            headers={"Retry-After": "1"},
+        )
+
+
 async def require_key(request: web.Request) -> Principal:
     cached = request.get(_PRINCIPAL)
     if isinstance(cached, Principal):
         return cached
+    require_caught_up(request)
     presented = request.headers.get(HEADER, "").strip()
     if presented:
         principal = await principal_for_key(request.app[STORE], presented)

@@ -14,8 +14,11 @@ from typing import Any
 
 import msgspec
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
 
 import logs
+from storage.base import StorageError
 
 log = logs.get("web.errors")
 
@@ -77,6 +80,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except ApiError as exc:
         return envelope(exc.status, exc.message, exc.code, exc.details, exc.headers)
+    except StorageError as exc:  # a key or upload the storage refuses: the caller's error, no traceback
+        return envelope(exc.status, exc.message, exc.code or None)
     except web.HTTPRequestEntityTooLarge as exc:
         return envelope(
             413, "request body too large", details={"max_bytes": exc.max_size if hasattr(exc, "max_size") else None}
@@ -89,11 +94,50 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             405: f"method {request.method} not allowed on {request.path}",
         }.get(exc.status, exc.reason)
         details: dict[str, Any] = {"docs": "/api/docs"} if exc.status == 404 else {}
+        headers: dict[str, str] = {}
         if isinstance(exc, web.HTTPMethodNotAllowed):
-            details["allowed"] = sorted(exc.allowed_methods)
-        return envelope(exc.status, message, details=details)
+            allowed = sorted(exc.allowed_methods)
+            details["allowed"] = allowed
+            headers["Allow"] = ", ".join(allowed)  # RFC 9110 §15.5.6: a 405 MUST carry Allow
+        return envelope(exc.status, message, details=details, headers=headers)
     except (ConnectionResetError, ConnectionError):
         raise
     except Exception:
         log.exception("unhandled error", method=request.method, path=request.path)
         return envelope(500, "internal server error")
+
+
+# -- errors aiohttp answers before any middleware runs (a header over 8 KB, a malformed line) ------
+class _EnvelopeRequestHandler(RequestHandler):
+    """aiohttp's parser errors (``LineTooLong`` for a header over 8190 bytes, a bad request line)
+    are answered by the protocol handler itself, in plain text; here they get the envelope too."""
+
+    def handle_error(
+        self, request: BaseRequest, status: int = 500, exc: BaseException | None = None, message: str | None = None
+    ) -> web.StreamResponse:
+        if request.writer.output_size > 0:  # as aiohttp: a response already started cannot be replaced
+            raise ConnectionError("Response is sent already, cannot send another response with the error message")
+        if status >= 500:
+            log.error("error handling a request", exc_info=exc)
+            text = "internal server error"
+        else:  # the client's mistake: one line at info, no traceback
+            reason = str(getattr(exc, "message", None) or exc or message or "bad request").strip()
+            text = f"malformed HTTP request: {reason.splitlines()[0][:300]}"
+            log.info("malformed HTTP request", status=status, reason=text[:300])
+        resp = envelope(status, text, details={"max_header_bytes": 8190} if "too long" in text.lower() else {})
+        resp.force_close()
+        return resp
+
+
+class _EnvelopeServer(web.Server):
+    def __call__(self) -> RequestHandler:
+        return _EnvelopeRequestHandler(self, loop=self._loop, **self._kwargs)
+
+
+class EnvelopeAppRunner(web.AppRunner):
+    """An ``AppRunner`` whose connections answer even protocol-level errors with the envelope."""
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        server.__class__ = _EnvelopeServer
+        return server

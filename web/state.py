@@ -9,6 +9,8 @@ These keys live here, in a module that imports no other part of ``web/`` besides
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from settings import Settings
@@ -18,3 +20,5 @@ from web.sessions import SessionStore
 STORE: web.AppKey[ProjectionStore] = web.AppKey("projection_store", ProjectionStore)
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)
 SESSIONS: web.AppKey[SessionStore] = web.AppKey("sessions", SessionStore)
+#: set once the edge's projection has caught up with the stream (``web.auth`` answers 503 before)
+CAUGHT_UP: web.AppKey[asyncio.Event] = web.AppKey("caught_up", asyncio.Event)

@@ -165,8 +165,10 @@ class AlerterActor(Actor):
         self.spawn(self._deliver_loop(), "deliver")
         self.spawn(self._summary_loop(), "summaries")
         self.spawn(self._stall_loop(), "stalls")
-        if not self.url:
-            self.log.warning("no Slack webhook configured: alerts are recorded as failed deliveries")
+        if self.settings.slack_dry_run:
+            self.log.info("Slack dry run: alerts are logged as they would be sent, and not sent")
+        elif not self.url:
+            self.log.info("no Slack webhook configured (--slack-webhook-url): alerts are recorded as not configured")
 
     async def teardown(self) -> None:
         with contextlib.suppress(Exception):
@@ -255,7 +257,7 @@ class AlerterActor(Actor):
                     await self.db.commit()
 
     async def _deliver(self, alert_id: str, alert: policy.Alert, correlation_id: str, rounds: int, done: int) -> None:
-        async def record(att: slack.Attempt) -> None:
+        async def record(att: slack.Attempt, delivery: str = "slack") -> None:
             sent = AlertSent(
                 alert_id=alert_id,
                 alert_type=str(alert.alert_type),
@@ -268,6 +270,7 @@ class AlerterActor(Actor):
                 status_code=att.status,
                 error=self._scrub(att.error),
                 sent_at=att.sent_at,
+                delivery=delivery,
                 producer=self.role,
                 correlation_id=correlation_id,
             )
@@ -276,10 +279,15 @@ class AlerterActor(Actor):
             except Exception as exc:
                 self.log.warning("could not record an alert attempt", error=type(exc).__name__)
 
-        if not self.url:
-            await record(
-                slack.Attempt(1, time.time(), None, False, "no Slack webhook configured (--slack-webhook-url)")
-            )
+        if self.settings.slack_dry_run or not self.url:
+            # Nothing is sent, so nothing failed: the history says which of the two it was.
+            if self.settings.slack_dry_run:
+                payload = slack.build_payload(alert, channel=self.channel or None, link=self.settings.public_url or None)
+                self.log.info("Slack dry run: would send", alert_id=alert_id, payload=payload)
+                await record(slack.Attempt(1, time.time(), None, False, "dry run (--slack-dry-run)"), "dry_run")
+            else:
+                note = "not configured: no Slack webhook (--slack-webhook-url)"
+                await record(slack.Attempt(1, time.time(), None, False, note), "not_configured")
             await self._drop(alert_id, alert)
             return
         delivery = await slack.send_alert(

@@ -43,7 +43,7 @@ from schemas.seti import (
     KeyRevoked,
     UserUpdated,
 )
-from storage import MB, ObjectStorage, open_storage
+from storage import MB, ObjectStorage, StorageError, open_storage
 
 T = TypeVar("T")
 
@@ -119,7 +119,10 @@ class QuotaKeeperActor(Actor):
         if user is None:
             raise CommandError(403, "unknown user", "FORBIDDEN")
         tier = tiers.get(user.tier)
-        size = await self.storage.head(cmd.file_key)
+        try:
+            size = await self.storage.head(cmd.file_key)
+        except StorageError as exc:
+            raise CommandError(400, f"invalid file_key: {exc.message}", "INVALID_FILE_KEY") from None
         if size is None:
             raise CommandError(404, f"file not found in storage (upload first): {cmd.file_key}", "FILE_NOT_FOUND")
         if size > tier.max_file_mb * MB:
@@ -144,6 +147,7 @@ class QuotaKeeperActor(Actor):
             created_at=now,
             max_drift=cmd.max_drift,
             min_snr=cmd.min_snr,
+            max_data_bytes=tier.max_file_mb * MB,
             correlation_id=job_id,
             producer=self.role,
         )
@@ -278,9 +282,21 @@ class QuotaKeeperActor(Actor):
             raise CommandError(404, f"API key {cmd.key_id!r} not found", "KEY_NOT_FOUND")
         if key.user_id != cmd.user_id:
             raise CommandError(403, "this API key belongs to a different user", "FORBIDDEN")
+        if key.revoked_at is not None:
+            # already revoked (and, published first, already in the stream): nothing new to say
+            return {"key_id": cmd.key_id, "already_revoked": True}
         now = int(time.time())
+        # The fact first, with an id derived from the key: a keeper that dies before the ledger
+        # write publishes it again on the client's retry, and JetStream stores it once.
+        seq = await self._publish(
+            KeyRevoked(
+                id=uuid.uuid5(uuid.NAMESPACE_URL, f"observatory/key-revoked/{cmd.key_id}").hex,
+                key_id=cmd.key_id,
+                user_id=cmd.user_id,
+                revoked_at=now,
+            )
+        )
         await self.ledger.revoke_key(cmd.key_id, now)
-        seq = await self._publish(KeyRevoked(key_id=cmd.key_id, user_id=cmd.user_id, revoked_at=now))
         return {"key_id": cmd.key_id, "seq": seq}
 
     async def create_user(self, cmd: commands.CreateUser) -> dict[str, Any]:

@@ -23,10 +23,10 @@ from settings import Settings
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="run.py users", description=__doc__.split("\n\n")[0])
-    settings_flags = argparse.ArgumentParser(add_help=False)
+    parser = settings_mod.OneLineParser(prog="run.py users", description=__doc__.split("\n\n")[0])
+    settings_flags = settings_mod.OneLineParser(add_help=False)
     settings_mod.add_arguments(settings_flags)
-    sub = parser.add_subparsers(dest="verb", required=True)
+    sub = parser.add_subparsers(dest="verb", required=True, parser_class=settings_mod.OneLineParser)
     p = sub.add_parser("create", parents=[settings_flags], help="create a user and print its first API key")
     p.add_argument("--email", required=True)
     p.add_argument("--tier", required=True, choices=list(tiers.TIERS))
@@ -45,7 +45,7 @@ def _with_flags(settings: Settings, args: argparse.Namespace) -> Settings:
     for f in fields(Settings):
         value = getattr(args, f.name, None)
         if value is not None:
-            overrides[f.name] = settings_mod._cast(str(f.type), value)
+            overrides[f.name] = settings_mod._cast_setting(f, value, "the command line")
     return replace(settings, **overrides) if overrides else settings
 
 
@@ -67,7 +67,11 @@ async def _request(url: str, verb: str, payload: Any, tls_ca: str = "") -> dict[
 
 def main(argv: list[str], settings: Settings) -> int:
     args = _parser().parse_args(argv)
-    settings = _with_flags(settings, args)
+    try:
+        settings = _with_flags(settings, args)
+    except settings_mod.SettingError as exc:
+        print(f"run.py users: configuration error: {exc}", file=sys.stderr)
+        return 2
     url = settings.resolved_nats_url()
     if not url:
         print(f"no running system found on {settings.data_dir}: start it, or pass --nats-url", file=sys.stderr)

@@ -26,7 +26,10 @@ record, is closed by JetStream's duplicate window (the id is the ``Nats-Msg-Id``
 
 Bad input is not retried: a :class:`~actors.searcher.filterbank.FilterbankError` (or any other
 ``ValueError`` from the reader or the parameters) fails the job with its message and the event is
-acked. Anything else (storage or bus trouble) is raised so the runtime retries it; on the last
+acked. Two limits hold before and during the search: the data's DECODED size (from the header or
+the dataset's shape, nothing read) against the tier's limit carried by the job
+(``max_data_bytes``), so a few-kB compressed .h5 declaring gigabytes is refused at once; and
+``--search-time-limit``, past which the search thread is stopped and the job failed. Anything else (storage or bus trouble) is raised so the runtime retries it; on the last
 delivery the job is failed instead, so that it does not stay "processing" and hold a running slot.
 """
 
@@ -43,7 +46,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from actors.runtime import Actor
-from actors.searcher.filterbank import FilterbankError
+from actors.searcher.filterbank import FilterbankError, check_decoded_size, open_filterbank
 from actors.searcher.pipeline import SearchResult, search_file, write_exports
 from actors.searcher.storage_io import (
     InputMissing,
@@ -68,6 +71,10 @@ _ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "observatory/searcher")
 def fact_id(job_id: str, fact: str) -> str:
     """The event id of one fact about one job: the same on every attempt, so JetStream stores it once."""
     return uuid.uuid5(_ID_NAMESPACE, f"{job_id}/{fact}").hex
+
+
+class SearchTimeLimit(Exception):
+    """The search ran past ``--search-time-limit``: the job fails (a retry would take as long)."""
 
 
 class _Cancelled(Exception):
@@ -145,10 +152,15 @@ class SearcherActor(Actor):
         async with fetch_input(self.storage, job.file_key, self.work_dir / "downloads") as path:
             if outcome is None:
                 try:
+                    info = await asyncio.to_thread(open_filterbank, path)  # the header only
+                    check_decoded_size(info, job.max_data_bytes)
                     result = await self._search(job, path, report=True)
                 except ValueError as exc:  # FilterbankError and bad parameters: the file will not get better
                     kind = "invalid filterbank file" if isinstance(exc, FilterbankError) else "cannot search the file"
                     await self._fail(job, f"{kind} {job.filename!r}: {exc}. {INPUT_CHARGED}")
+                    return
+                except SearchTimeLimit as exc:
+                    await self._fail(job, str(exc))
                     return
                 completed = await self.publish(
                     JobCompleted(
@@ -216,10 +228,17 @@ class SearcherActor(Actor):
         if report:
             await self._progress(job, "ingest", 0, 0)
             pump = asyncio.create_task(self._pump(job, updates), name=f"searcher:progress:{job.job_id}")
+        limit = self.settings.search_time_limit_s
         try:
-            return await self.run_thread(
-                search_file, path, max_drift=job.max_drift, min_snr=job.min_snr, progress=on_progress
+            return await asyncio.wait_for(
+                self.run_thread(search_file, path, max_drift=job.max_drift, min_snr=job.min_snr, progress=on_progress),
+                limit if limit > 0 else None,
             )
+        except TimeoutError:
+            cancelled.set()
+            raise SearchTimeLimit(
+                f"the search of {job.filename!r} ran past the per-job time limit of {limit:g} s and was stopped"
+            ) from None
         except BaseException:
             cancelled.set()  # a cancelled handler leaves the thread running: stop it at the next chunk
             raise

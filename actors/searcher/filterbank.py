@@ -361,6 +361,28 @@ def _open_h5(path: Path) -> FilterbankInfo:
     )
 
 
+def decoded_bytes(info: FilterbankInfo) -> int:
+    """The size of the data once decoded, from the header or dataset shape alone (nothing is read)."""
+    return int(info.ntime) * int(info.nifs) * int(info.nchans) * int(info.dtype.itemsize)
+
+
+def check_decoded_size(info: FilterbankInfo, max_bytes: int) -> None:
+    """Refuse a file whose decoded data exceeds `max_bytes` (0: no limit), before any of it is read.
+
+    The tier's limit is checked on the upload's size at admission, but a gzip- or
+    bitshuffle-compressed .h5 of a few kB can declare gigabytes (a chunked dataset never written
+    decodes to its fill value): it would hold a searcher for minutes and write gigabytes of exports.
+    """
+    size = decoded_bytes(info)
+    if max_bytes > 0 and size > max_bytes:
+        mb = 1024 * 1024
+        raise FilterbankError(
+            f"the data decodes to {size / mb:,.1f} MB ({info.ntime} spectra × {info.nifs} IF × "
+            f"{info.nchans} channels × {info.dtype.itemsize} bytes), over the tier's limit of "
+            f"{max_bytes / mb:,.0f} MB; the limit applies to the decoded data, not the compressed file"
+        )
+
+
 def coarse_channel_size(nchans: int, override: int | None = None) -> int:
     """Fine channels per coarse channel (see the module docstring for the rule)."""
     if override is not None:

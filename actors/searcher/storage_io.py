@@ -22,7 +22,8 @@ from typing import Literal
 
 import msgspec
 
-from storage import ObjectStorage
+from storage import ObjectStorage, StorageError
+from storage.base import check_key
 
 __all__ = ["InputMissing", "Outcome", "fetch_input", "outcome_key", "read_outcome", "result_prefix", "write_outcome"]
 
@@ -70,6 +71,10 @@ async def fetch_input(storage: ObjectStorage, key: str, scratch: Path) -> AsyncI
     """
     from storage.local import LocalStorage
 
+    try:
+        check_key(key)
+    except StorageError as exc:  # no retry makes a bad key good: the job fails at once
+        raise InputMissing(f"invalid file key: {exc.message}") from None
     if isinstance(storage, LocalStorage):
         path = storage.path(key)
         if not path.is_file():

@@ -12,9 +12,11 @@ truncated), ``not_hdf5``, ``not_uvh5``, ``wrong_shape``.
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import re
+import stat
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -103,8 +105,23 @@ def parse_filename(path: Path | str) -> tuple[str, float, int]:
     return ts, unix, sb
 
 
+def _open_regular(path: Path) -> int:
+    """A descriptor of `path` if it is a regular file: never through a symlink (``O_NOFOLLOW``) and
+    never blocking on a FIFO (``O_NONBLOCK``, then ``fstat`` on what was opened)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise SubbandFileError(path, "not_regular", "a symbolic link: the watcher reads only regular files") from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise SubbandFileError(path, "not_regular", "not a regular file (a FIFO, socket or device)")
+    return fd
+
+
 def _has_hdf5_signature(path: Path) -> bool:
-    with open(path, "rb") as fh:
+    with os.fdopen(_open_regular(path), "rb") as fh:
         for off in (0, 512, 1024, 2048):
             fh.seek(off)
             if fh.read(8) == HDF5_SIGNATURE:
@@ -131,9 +148,13 @@ def check_subband_file(
     if not 0 <= sb < exp.n_subbands:
         raise SubbandFileError(p, "bad_name", f"subband {sb} outside 0..{exp.n_subbands - 1}")
     try:
-        st = p.stat()
+        st = os.lstat(p)
     except FileNotFoundError as exc:
         raise SubbandFileError(p, "missing", "file vanished before it could be checked") from exc
+    if stat.S_ISLNK(st.st_mode):
+        raise SubbandFileError(p, "not_regular", "a symbolic link: the watcher reads only regular files")
+    if not stat.S_ISREG(st.st_mode):
+        raise SubbandFileError(p, "not_regular", "not a regular file (a FIFO, socket, device or directory)")
     if st.st_size == 0:
         raise SubbandFileError(p, "empty", "file is empty (0 bytes)")
     if previous_size is not None and previous_size != st.st_size:
@@ -142,7 +163,7 @@ def check_subband_file(
         )
     if settle_s > 0:
         time.sleep(settle_s)
-        st2 = p.stat()
+        st2 = os.lstat(p)
         if (st2.st_size, st2.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
             raise SubbandFileError(
                 p, "incomplete", f"still being written (size {st.st_size} -> {st2.st_size} in {settle_s} s)"

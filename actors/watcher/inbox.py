@@ -4,7 +4,9 @@ Two parts, so that each is simple:
 
 * :class:`Inbox` (no asyncio) scans the directory and decides when a file is *settled*: its size
   and mtime were the same at two consecutive scans, or it has not been modified for ``settle_s``.
-  A file still being written is therefore never opened. The scan is the source of truth: it
+  A file still being written is therefore never opened. Entries are looked at with ``lstat``:
+  a symlink is passed on as itself (the check rejects it, with its reason, without following it)
+  and FIFOs, sockets and devices are skipped, so nothing outside the directory is ever read. The scan is the source of truth: it
   notices files however they arrived, and a directory that vanished and came back.
 * :class:`Wakeup` turns inotify (through ``watchfiles``; its Rust ``notify`` backend uses inotify
   on Linux and polls where there is none) into an ``asyncio.Event``, so that a new file is
@@ -18,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,11 +73,13 @@ class Inbox:
             if not FILENAME_RE.match(entry.name):
                 continue
             try:
-                est = entry.stat()
+                # lstat, never stat: a symlink is looked at as itself (never its target, which may
+                # lie outside the incoming directory) and a FIFO is never opened here
+                est = entry.stat(follow_symlinks=False)
             except FileNotFoundError:
                 continue
-            if not entry.is_file():
-                continue
+            if not (stat.S_ISREG(est.st_mode) or stat.S_ISLNK(est.st_mode)):
+                continue  # FIFOs, sockets, devices, directories: not subband files
             sig = (est.st_size, est.st_mtime_ns)
             seen[entry.path] = sig
             stable = self._last.get(entry.path) == sig

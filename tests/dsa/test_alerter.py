@@ -102,7 +102,7 @@ async def test_one_alert_per_event_rate_limit_summary_and_release(
     h = await history(edge, "?alert_type=calibrator_missing")
     assert h["total"] == 1 and h["alerts"][0]["severity"] == "warning"
     h = await history(edge, "?alert_type=nonsense")
-    assert h["_status"] == 422 and h["details"]["field"] == "alert_type"
+    assert h["_status"] == 400 and h["details"]["field"] == "alert_type"  # an unknown value, named
     h = await history(edge, "?limit=0")
     assert h["_status"] == 422
 
@@ -149,7 +149,7 @@ async def test_system_errors_from_dead_letters_failed_jobs_and_stalled_actors(
     assert all(a["success"] and a["source_id"] is None for a in h["alerts"])
 
 
-async def test_final_slack_error_and_missing_webhook_are_recorded_as_failed_attempts(
+async def test_final_slack_error_is_a_failed_attempt_and_no_webhook_is_not_configured(
     bus: Bus, edge_factory: Any, actors: Any, fake_slack: FakeSlack
 ) -> None:
     edge = await edge_factory()
@@ -163,11 +163,12 @@ async def test_final_slack_error_and_missing_webhook_are_recorded_as_failed_atte
 
     h = await eventually(first, timeout=10)
     assert h["alerts"][0]["success"] is False and len(fake_slack.received) == 1
+    assert h["alerts"][0]["delivery"] == "slack"  # a POST was made, and it failed
     assert alerter.url not in str(h)
     await alerter.stop()
 
-    # Without a webhook the alert is still recorded, as a failed attempt.
-    await actors(AlerterActor, slack_webhook_url="", data_dir=alerter.settings.data_dir / "other")
+    # Without a webhook the alert is still recorded: as not configured (nothing was tried, nothing failed).
+    unconfigured = await actors(AlerterActor, slack_webhook_url="", data_dir=alerter.settings.data_dir / "other")
     await bus.publish(ese_alert("NVSS J130000.0+400000"))
 
     async def second() -> Any:
@@ -176,3 +177,16 @@ async def test_final_slack_error_and_missing_webhook_are_recorded_as_failed_atte
 
     h = await eventually(second, timeout=10)
     assert h["alerts"][0]["success"] is False and len(fake_slack.received) == 1
+    assert h["alerts"][0]["delivery"] == "not_configured"
+
+    # --slack-dry-run: logged as it would be sent, recorded as dry_run, nothing posted.
+    await unconfigured.stop()
+    await actors(AlerterActor, slack_dry_run=True, data_dir=alerter.settings.data_dir / "dry")
+    await bus.publish(ese_alert("NVSS J140000.0+400000"))
+
+    async def third() -> Any:
+        h = await history(edge, "?source_id=NVSS J140000.0%2B400000")
+        return h if h["total"] == 1 else None
+
+    h = await eventually(third, timeout=10)
+    assert h["alerts"][0]["delivery"] == "dry_run" and len(fake_slack.received) == 1

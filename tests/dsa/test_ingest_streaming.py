@@ -112,7 +112,7 @@ async def test_config_validated_persisted_and_applied(
         ({"output_dir": str(ingest.settings.incoming)}, "output_dir"),
     ):
         r = await ingest.post("/api/streaming/config", body, op)
-        assert r.status == 422, body
+        assert r.status == (400 if body == {"output_dir": ""} else 422), body  # an empty string is a missing field
         assert r.body["details"]["field"] == field and field in r.body["error"], (body, r.body)
     assert (await ingest.post("/api/streaming/config", {}, op)).status == 400
     r = await ingest.call(

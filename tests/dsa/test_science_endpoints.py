@@ -35,7 +35,7 @@ async def test_source_search_and_detail_validation(stack: Stack) -> None:
     r = await search({"filters": {"variability_min": "high"}})
     assert r.status == 422 and r.body["details"]["field"] == "filters.variability_min"
     r = await search({"filters": {"brightness": 1}})
-    assert r.status == 422 and r.body["code"] == "VALIDATION_ERROR"
+    assert r.status == 400 and r.body["code"] == "UNKNOWN_FIELD" and r.body["details"]["field"] == "filters.brightness"
     r = await search(None, raw=b"{not json")
     assert r.status == 400 and r.body["code"] == "INVALID_JSON"
     r = await search(None, raw=b"")
@@ -49,16 +49,17 @@ async def test_source_search_and_detail_validation(stack: Stack) -> None:
 async def test_ese_and_alert_query_validation(stack: Stack) -> None:
     r = await stack.call("GET", "/api/ese/candidates")
     assert r.status == 200 and r.body == {"candidates": [], "total": 0}
-    for query, field in (("limit=abc", "limit"), ("limit=0", "limit"), ("status=open", "status")):
+    for query, field, status in (("limit=abc", "limit", 422), ("limit=0", "limit", 422), ("status=open", "status", 400)):
         r = await stack.call("GET", f"/api/ese/candidates?{query}")
-        assert r.status == 422 and r.body["details"]["field"] == field, (query, r.body)
+        assert r.status == status and r.body["details"]["field"] == field, (query, r.body)
+    assert "'open'" in r.body["error"] and set(r.body["details"]["allowed"]) == {"active", "resolved", "false_positive"}
     r = await stack.call("GET", "/api/alerts/history")
     assert r.status == 200 and r.body == {"alerts": [], "total": 0}
     operator = await stack.user(role="operator")
     r = await stack.call("POST", "/api/ese/candidates/abc/status", operator, json_body={"status": "resolved"})
     assert r.status == 422 and r.body["details"]["field"] == "candidate_id"
     r = await stack.call("POST", "/api/ese/candidates/1/status", operator, json_body={"status": "resolved", "x": 1})
-    assert r.status == 422
+    assert r.status == 400 and r.body["details"]["unknown"] == ["x"]
     # The variability detector is not running: 503, not a hang.
     r = await stack.call("POST", "/api/ese/candidates/1/status", operator, json_body={"status": "resolved"})
     assert r.status == 503 and r.body["status"] == "error"

@@ -101,3 +101,22 @@ async def test_error_envelope_for_each_kind_of_bad_request(edge_factory: Callabl
 
     status, body = await _call("POST", u + "/api/probe", json={"name": "ok", "count": 2})
     assert status == 200 and body == {"name": "ok", "count": 2, "tags": []}
+
+
+async def test_a_header_over_8_kb_gets_the_envelope(edge_factory: Callable[..., Awaitable[Any]]) -> None:
+    """aiohttp's parser refuses it before any middleware: its plain-text 400 is now the envelope."""
+    import asyncio
+    import json
+
+    edge = await edge_factory()
+    host, port = edge.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(b"GET /api/health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n")
+    await writer.drain()
+    raw = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.split(b" ")[1] == b"400", head
+    assert b"application/json" in head
+    doc = json.loads(body)
+    assert doc["status"] == "error" and doc["code"] == "BAD_REQUEST" and "malformed HTTP request" in doc["error"]

@@ -64,7 +64,7 @@ ddl(
         id INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL UNIQUE, alert_id TEXT NOT NULL,
         source_id TEXT, alert_type TEXT NOT NULL, severity TEXT NOT NULL, message TEXT NOT NULL,
         sent_at TEXT NOT NULL, channel TEXT NOT NULL, success INTEGER NOT NULL, attempt INTEGER NOT NULL,
-        status_code INTEGER, error TEXT NOT NULL)""",
+        status_code INTEGER, error TEXT NOT NULL, delivery TEXT NOT NULL DEFAULT 'slack')""",
     "CREATE INDEX IF NOT EXISTS alert_history_source ON alert_history(source_id, id)",
     "CREATE INDEX IF NOT EXISTS alert_history_type ON alert_history(alert_type, id)",
     """CREATE TABLE IF NOT EXISTS mosaics (
@@ -195,7 +195,7 @@ async def ese_candidate(store: ProjectionStore, candidate_id: int) -> dict[str, 
 async def project_alert_sent(db: aiosqlite.Connection, e: AlertSent, seq: int) -> None:
     await db.execute(
         """INSERT OR IGNORE INTO alert_history (event_id, alert_id, source_id, alert_type, severity, message,
-             sent_at, channel, success, attempt, status_code, error) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)""",
+             sent_at, channel, success, attempt, status_code, error, delivery) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)""",
         (
             e.id,
             e.alert_id,
@@ -209,6 +209,7 @@ async def project_alert_sent(db: aiosqlite.Connection, e: AlertSent, seq: int) -
             e.attempt,
             e.status_code,
             e.error,
+            e.delivery,
         ),
     )
 
@@ -226,7 +227,8 @@ async def alert_history(
     where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
     async with store.consistent():
         rows = await store.fetchall(
-            "SELECT id, source_id, alert_type, severity, message, sent_at, channel, success FROM alert_history "  # noqa: S608
+            "SELECT id, source_id, alert_type, severity, message, sent_at, channel, success, delivery "  # noqa: S608
+            "FROM alert_history "
             f"{where} ORDER BY id DESC LIMIT ?",
             [*params, limit],
         )
@@ -241,6 +243,7 @@ async def alert_history(
             "sent_at": r[5],
             "channel": r[6],
             "success": bool(r[7]),
+            "delivery": r[8],
         }
         for r in rows
     ]

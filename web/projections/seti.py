@@ -153,8 +153,10 @@ async def project_cadence_submitted(db: aiosqlite.Connection, e: CadenceSubmitte
 async def project_job_progressed(db: aiosqlite.Connection, e: JobProgressed, seq: int) -> None:
     await db.execute(
         """UPDATE seti_jobs SET status='processing', percent=?, stage=?, coarse_done=?, coarse_total=?, seq=?
-           WHERE job_id=? AND status IN ('submitted', 'processing')""",
-        (e.percent, e.stage, e.coarse_channels_done, e.coarse_channels_total, seq, e.job_id),
+           WHERE job_id=? AND (status='submitted' OR (status='processing' AND percent<=?))""",
+        # never backwards: a redelivered job's new searcher starts again at 0 %, and the user was
+        # already shown more; its progress shows again once it passes what was shown
+        (e.percent, e.stage, e.coarse_channels_done, e.coarse_channels_total, seq, e.job_id, e.percent),
     )
     _job_changed(e.job_id)
 

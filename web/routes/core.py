@@ -176,6 +176,7 @@ def register(edge: Edge) -> None:
         "/api/ws/status",
         tag="live",
         summary="WebSocket: snapshot on connect, then status_update/metrics_update/ese_update",
+        responses={400: "Not a WebSocket upgrade request (this is a WebSocket endpoint)"},
     )
     async def ws_status(request: web.Request) -> web.WebSocketResponse:
         await require_reader(request)

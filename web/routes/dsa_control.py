@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 from aiohttp import web
@@ -26,16 +26,38 @@ from web.auth import require_key, require_operator
 from web.errors import ApiError
 from web.projections import dsa_jobs
 from web.routes.dsa_qa import confine
-from web.routing import json_response, query_int, read_json
+from web.routing import json_response, read_json, read_query
 
 if TYPE_CHECKING:
     from web.app import Edge
 
 
+#: the imaging parameters a job may set, as a Struct generated from ``work.JOB_PARAMETERS`` so that
+#: the OpenAPI document states each one's type and range (``imsize`` even)
+ImagingParameters = msgspec.defstruct(
+    "ImagingParameters",
+    [
+        (
+            name,
+            Annotated[typ, msgspec.Meta(ge=lo, le=hi, multiple_of=2 if name == "imsize" else None)] | None,
+            None,
+        )
+        for name, (_, typ, lo, hi) in work.JOB_PARAMETERS.items()
+    ],
+    kw_only=True,
+    omit_defaults=True,
+    forbid_unknown_fields=True,
+)
+
+
 class JobCreateRequest(msgspec.Struct, forbid_unknown_fields=True):
-    job_type: Annotated[str, msgspec.Meta(max_length=64)]
-    ms_paths: Annotated[list[Annotated[str, msgspec.Meta(max_length=4096)]], msgspec.Meta(max_length=1000)]
-    parameters: dict[str, Any] = {}
+    job_type: Annotated[
+        Literal["image"], msgspec.Meta(extra={"hint": "mosaics have their own endpoint: POST /api/mosaics/generate"})
+    ]
+    ms_paths: Annotated[
+        list[Annotated[str, msgspec.Meta(max_length=4096)]], msgspec.Meta(min_length=1, max_length=100)
+    ]
+    parameters: ImagingParameters = msgspec.field(default_factory=ImagingParameters)  # type: ignore[valid-type]
 
 
 class JobCreateResponse(msgspec.Struct):
@@ -86,16 +108,10 @@ def register(edge: Edge) -> None:
     async def create_job(request: web.Request) -> web.Response:
         principal = await require_operator(request)
         body = await read_json(request, JobCreateRequest)
-        if body.job_type != "image":
-            raise ApiError(
-                422,
-                f"job_type must be 'image' (mosaics: POST /api/mosaics/generate), not {body.job_type!r}",
-                details={"field": "job_type", "allowed": ["image"]},
-            )
-        if not body.ms_paths:
-            raise ApiError(422, "ms_paths must name at least one Measurement Set", details={"field": "ms_paths"})
         try:
-            params = work.check_parameters(body.parameters)
+            params = work.check_parameters(
+                {k: v for k, v in msgspec.structs.asdict(body.parameters).items() if v is not None}
+            )
         except work.ParameterError as exc:
             raise ApiError(422, str(exc), details={"field": "parameters"}) from None
         resolved: list[str] = []
@@ -129,21 +145,19 @@ def register(edge: Edge) -> None:
         response=JobsResponse,
         tag="control",
         summary="Pipeline jobs (image, mosaic), newest first",
-        query=[("status", "string", False), ("limit", "integer", False), ("offset", "integer", False)],
-        responses={422: "bad status, limit or offset"},
+        query=JobsQuery,
+        responses={400: "unknown status", 422: "bad limit or offset"},
     )
     async def list_jobs(request: web.Request) -> web.Response:
         await read_guard(request)
-        status = request.query.get("status") or None
-        if status is not None and status not in dsa_jobs.JOB_STATUSES:
-            raise ApiError(
-                422,
-                f"query parameter 'status' must be one of {', '.join(dsa_jobs.JOB_STATUSES)}",
-                details={"field": "status", "allowed": list(dsa_jobs.JOB_STATUSES)},
-            )
-        limit = query_int(request, "limit", 50, lo=1, hi=1000)
-        offset = query_int(request, "offset", 0, lo=0)
-        return json_response(await dsa_jobs.list_jobs(store, status, limit, offset))
+        q = read_query(request, JobsQuery)
+        return json_response(await dsa_jobs.list_jobs(store, q.status, q.limit, q.offset))
+
+
+class JobsQuery(msgspec.Struct, kw_only=True):
+    status: Literal[dsa_jobs.JOB_STATUSES] | None = None  # type: ignore[valid-type]
+    limit: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 50
+    offset: Annotated[int, msgspec.Meta(ge=0, le=10_000_000)] = 0
 
 
 async def request_job(edge: Edge, cmd: commands.CreateJob) -> Any:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import time
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 from aiohttp import web
@@ -34,7 +34,7 @@ from schemas.dsa import StreamingConfigured
 from web.auth import require_operator, require_reader
 from web.errors import ApiError
 from web.projections import dsa
-from web.routing import json_response, query_int, read_json
+from web.routing import json_response, read_json, read_query
 
 if TYPE_CHECKING:
     from web.app import Edge
@@ -70,11 +70,20 @@ class StreamingConfigView(msgspec.Struct):
     poll_interval: float
 
 
+_DIR = Annotated[str, msgspec.Meta(min_length=1, max_length=4096, pattern=r"^\s*(/|~/|~\s*$)[^\x00]*$")]
+
+
 class StreamingConfigRequest(msgspec.Struct, forbid_unknown_fields=True):
-    input_dir: Annotated[str, msgspec.Meta(min_length=1, max_length=4096)] | None = None
-    output_dir: Annotated[str, msgspec.Meta(min_length=1, max_length=4096)] | None = None
-    batch_size: Annotated[int, msgspec.Meta(ge=1, le=10_000)] | None = None
-    poll_interval: Annotated[float, msgspec.Meta(gt=0, le=3600)] | None = None
+    """Any of the four (absent fields keep their value; at least one must be given)."""
+
+    input_dir: _DIR | msgspec.UnsetType = msgspec.UNSET
+    output_dir: _DIR | msgspec.UnsetType = msgspec.UNSET
+    batch_size: Annotated[int, msgspec.Meta(ge=1, le=10_000)] | msgspec.UnsetType = msgspec.UNSET
+    poll_interval: Annotated[float, msgspec.Meta(gt=0, le=3600)] | msgspec.UnsetType = msgspec.UNSET
+
+
+#: the body as the OpenAPI document states it: an object with at least one of the fields
+StreamingConfigBody = Annotated[StreamingConfigRequest, msgspec.Meta(extra_json_schema={"minProperties": 1})]
 
 
 class ConfigUpdated(msgspec.Struct):
@@ -88,6 +97,13 @@ class MsView(msgspec.Struct):
     status: str
     mid_mjd: float
     field_name: str
+
+
+class MsListQuery(msgspec.Struct, kw_only=True):
+    stage: Literal["converted", "calibrated", "imaged"] | None = None
+    status: str | None = None
+    limit: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 50
+    offset: Annotated[int, msgspec.Meta(ge=0, le=10_000_000)] = 0
 
 
 class MsListResponse(msgspec.Struct):
@@ -218,14 +234,14 @@ def register(edge: Edge) -> None:
         return json_response(await dsa.streaming_config(store) or defaults())
 
     @api.route(
-        "POST", "/api/streaming/config", request=StreamingConfigRequest, response=ConfigUpdated, tag=TAG,
+        "POST", "/api/streaming/config", request=StreamingConfigBody, response=ConfigUpdated, tag=TAG,
         auth="operator", summary="Change input_dir, output_dir, batch_size, poll_interval (any of them)",
         responses={400: "empty or invalid JSON body", 403: "operator API key required", 422: "invalid value (the field is named)"},
     )  # fmt: skip
     async def post_config(req: web.Request) -> web.Response:
         await require_operator(req)
         body = await read_json(req, StreamingConfigRequest)
-        given = {k: v for k, v in msgspec.structs.asdict(body).items() if v is not None}
+        given = {k: v for k, v in msgspec.structs.asdict(body).items() if v is not msgspec.UNSET}
         if not given:
             raise ApiError(400, "give at least one of input_dir, output_dir, batch_size, poll_interval")
         for name in ("input_dir", "output_dir"):
@@ -250,16 +266,13 @@ def register(edge: Edge) -> None:
     @api.route(
         "GET", "/api/control/ms/list", response=MsListResponse, tag="control",
         summary="Measurement Sets (newest first), filtered by stage and status",
-        query=[("stage", "string", False), ("status", "string", False), ("limit", "integer", False), ("offset", "integer", False)],
-        responses={422: "bad limit or offset"},
+        query=MsListQuery,
+        responses={400: "unknown stage", 422: "bad limit or offset"},
     )  # fmt: skip
     async def ms_list(req: web.Request) -> web.Response:
         await read_guard(req)
-        limit = query_int(req, "limit", 50, lo=1, hi=1000)
-        offset = query_int(req, "offset", 0, lo=0)
-        stage = req.query.get("stage") or None
-        status = req.query.get("status") or None
-        items, total = await dsa.ms_list(store, stage, status, limit, offset)
+        q = read_query(req, MsListQuery)
+        items, total = await dsa.ms_list(store, q.stage, q.status or None, q.limit, q.offset)
         return json_response(
-            MsListResponse(ms_list=[MsView(**i) for i in items], total=total, limit=limit, offset=offset)
+            MsListResponse(ms_list=[MsView(**i) for i in items], total=total, limit=q.limit, offset=q.offset)
         )

@@ -14,13 +14,19 @@ resolved) lies inside the real path of a data root: the data dir, the MS dir, th
 the calibration-set dir. A ``..`` component is refused before anything is resolved, whatever it
 would resolve to; relative paths are taken from the data dir. Anything else is 403 with the
 envelope (code ``PATH_NOT_ALLOWED``). A listing leaves out symlinks that lead out.
+
+**Only regular files and directories are opened.** FIFOs, sockets and devices are 422
+(``NOT_A_REGULAR_FILE``) before anything opens them, and files are opened ``O_NOFOLLOW |
+O_NONBLOCK`` and checked with ``fstat``: a FIFO must never hold a thread of the edge's pool.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
+import stat
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -66,6 +72,52 @@ def resolve(settings: Any, raw: str) -> str:
         if real == root or real.startswith(root.rstrip(os.sep) + os.sep):
             return real
     raise Escape("the path is outside the data roots")
+
+
+def check_kind(real: str) -> str:
+    """``"file"`` or ``"dir"`` for `real` (already resolved, so no link is left in it); raises
+    `SpecialFile` for FIFOs, sockets and devices, which are never opened: a FIFO would block the
+    reading thread until something wrote to it, and ten such requests would hold the whole pool."""
+    st = os.lstat(real)
+    if stat.S_ISDIR(st.st_mode):
+        return "dir"
+    if stat.S_ISREG(st.st_mode):
+        return "file"
+    raise SpecialFile("not a regular file or directory (a FIFO, socket or device)")
+
+
+class SpecialFile(ValueError):
+    """A path that is neither a regular file nor a directory."""
+
+
+def open_regular(real: str) -> int:
+    """A descriptor of the regular file `real`: ``O_NOFOLLOW | O_NONBLOCK``, then ``fstat`` on what
+    was opened, so a path swapped for a FIFO or a link after `check_kind` is still refused."""
+    try:
+        fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise SpecialFile("a symbolic link appeared at this path") from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise SpecialFile("not a regular file")
+    os.set_blocking(fd, True)
+    return fd
+
+
+def check_table_tree(real: str, max_entries: int = 10000) -> None:
+    """Every entry under a CASA table directory is a regular file or a directory, and no link
+    leads anywhere: casacore opens them all by name, so one FIFO inside would block it."""
+    n = 0
+    for dirpath, dirnames, filenames in os.walk(real):
+        for name in dirnames + filenames:
+            n += 1
+            if n > max_entries:
+                raise ValueError(f"more than {max_entries} entries: not a CASA table")
+            st = os.lstat(os.path.join(dirpath, name))
+            if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+                raise SpecialFile(f"{name!r} inside the table is not a regular file or directory")
 
 
 def _iso(ts: float) -> str:
@@ -136,7 +188,11 @@ def fits_info(real: str) -> dict[str, Any]:
     from astropy.wcs import WCS
 
     try:
-        with fits.open(real, memmap=True, lazy_load_hdus=True) as hdul:
+        fh = os.fdopen(open_regular(real), "rb")
+    except OSError as exc:
+        raise ValueError(f"not a readable file: {exc.strerror}") from None
+    try:
+        with fh, fits.open(fh, memmap=True, lazy_load_hdus=True) as hdul:
             hdu = hdul[0]
             header = hdu.header
             shape = [int(n) for n in (hdu.shape or ())]
@@ -176,8 +232,9 @@ def casa_info(real: str) -> dict[str, Any]:
     """Type, rows and columns (name, dtype, shape in numpy order) of a CASA table."""
     import casacore.tables as ct
 
-    if not os.path.isfile(os.path.join(real, "table.dat")):
+    if not os.path.isdir(real) or not os.path.isfile(os.path.join(real, "table.dat")):
         raise ValueError("not a CASA table (no table.dat)")
+    check_table_tree(real)
     with ct.table(real, ack=False, readonly=True) as t:
         kw = t.getkeywords()
         info = t.info()
@@ -408,9 +465,21 @@ class CasaResponse(msgspec.Struct):
 
 
 class NotebookRequest(msgspec.Struct, forbid_unknown_fields=True):
-    group_id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+    #: a group id (a timestamp), never a path: no '/', not '.' or '..'
+    group_id: Annotated[
+        str,
+        msgspec.Meta(
+            min_length=1, max_length=128, pattern=r"^(?!\.\.?$)[^/\x00]+$", extra={"hint": "a group id, not a path"}
+        ),
+    ]
     notebook_type: Literal["calibration", "image"] = "calibration"
-    output_path: Annotated[str, msgspec.Meta(max_length=4096)] | None = None
+    #: where to write it, inside a data root (default: DATA/qa/<group_id>/qa_<type>.ipynb)
+    output_path: (
+        Annotated[
+            str, msgspec.Meta(max_length=4096, pattern=r"^[^\x00]*\.ipynb$", extra={"hint": "it must end in .ipynb"})
+        ]
+        | None
+    ) = None
 
 
 class NotebookResponse(msgspec.Struct):
@@ -436,8 +505,12 @@ def register(edge: Edge) -> None:
 
     async def existing(raw: str) -> str:
         real = await confine(settings, raw)
-        if not await asyncio.to_thread(os.path.exists, real):
-            raise ApiError(404, f"no such file or directory: {raw!r}", details={"path": raw})
+        try:
+            await asyncio.to_thread(check_kind, real)
+        except (FileNotFoundError, NotADirectoryError):
+            raise ApiError(404, f"no such file or directory: {raw!r}", details={"path": raw}) from None
+        except SpecialFile as exc:
+            raise ApiError(422, f"{raw!r}: {exc}", "NOT_A_REGULAR_FILE", {"path": raw}) from None
         return real
 
     @api.route(

@@ -25,7 +25,7 @@ from web.auth import require_operator, require_reader
 from web.errors import ApiError
 from web.projections import science
 from web.routes.products import mosaic_urls
-from web.routing import json_response, query_float, query_int, read_json
+from web.routing import json_response, read_json, read_query
 
 if TYPE_CHECKING:
     from web.app import Edge
@@ -70,6 +70,8 @@ class AlertView(msgspec.Struct):
     sent_at: str
     channel: str
     success: bool
+    #: slack (posted: see success), not_configured (no webhook, nothing tried), dry_run (logged only)
+    delivery: Literal["slack", "not_configured", "dry_run"] = "slack"
 
 
 class AlertHistoryResponse(msgspec.Struct):
@@ -89,7 +91,7 @@ class SearchFilters(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class SearchSort(msgspec.Struct, forbid_unknown_fields=True):
-    field: str = "sigma_deviation"
+    field: Literal[tuple(science.SORT_COLUMNS)] = "sigma_deviation"  # type: ignore[valid-type]
     order: Literal["asc", "desc"] = "desc"
 
 
@@ -178,6 +180,26 @@ class MosaicGenerateRequest(msgspec.Struct, forbid_unknown_fields=True):
     dec_max: Dec | None = None
 
 
+class MosaicsQuery(msgspec.Struct, kw_only=True):
+    start_mjd: float
+    end_mjd: float
+    dec_min: Dec | None = None
+    dec_max: Dec | None = None
+    query_only: bool = False
+
+
+class CandidatesQuery(msgspec.Struct, kw_only=True):
+    limit: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 100
+    offset: Annotated[int, msgspec.Meta(ge=0, le=10_000_000)] = 0
+    status: Literal["active", "resolved", "false_positive"] | None = None
+
+
+class AlertsQuery(msgspec.Struct, kw_only=True):
+    limit: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 50
+    source_id: str | None = None
+    alert_type: Literal["ese_candidate", "calibrator_missing", "system_error"] | None = None
+
+
 class MosaicJobResponse(msgspec.Struct):
     job_id: str
     status: str
@@ -185,19 +207,6 @@ class MosaicJobResponse(msgspec.Struct):
 
 
 # -- helpers -----------------------------------------------------------------------------------
-def _choice(request: web.Request, name: str, allowed: tuple[str, ...]) -> str | None:
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return None
-    if raw not in allowed:
-        raise ApiError(
-            422,
-            f"query parameter '{name}' must be one of {', '.join(allowed)}",
-            details={"field": name, "allowed": list(allowed)},
-        )
-    return raw
-
-
 def _check_range(lo: float | None, hi: float | None, lo_name: str, hi_name: str) -> None:
     if lo is not None and hi is not None and lo > hi:
         raise ApiError(422, f"'{lo_name}' must not exceed '{hi_name}'", details={"field": lo_name})
@@ -251,15 +260,13 @@ def register(edge: Edge) -> None:
         response=EseCandidatesResponse,
         tag="ese",
         summary="ESE candidates, most recently detected first",
-        query=[("limit", "integer", False), ("offset", "integer", False), ("status", "string", False)],
-        responses={422: "bad limit, offset or status"},
+        query=CandidatesQuery,
+        responses={400: "unknown status", 422: "bad limit or offset"},
     )
     async def ese_candidates(request: web.Request) -> web.Response:
         await read_guard(request)
-        limit = query_int(request, "limit", 100, lo=1, hi=1000)
-        offset = query_int(request, "offset", 0, lo=0, hi=10_000_000)
-        status = _choice(request, "status", CANDIDATE_STATUSES)
-        return json_response(await science.ese_candidates(store, limit, status, offset))
+        q = read_query(request, CandidatesQuery)
+        return json_response(await science.ese_candidates(store, q.limit, q.status, q.offset))
 
     @api.route(
         "POST",
@@ -269,6 +276,7 @@ def register(edge: Edge) -> None:
         tag="ese",
         auth="operator",
         summary="Close an ESE candidate (resolved or false_positive); operator key required",
+        params={"candidate_id": {"type": "integer", "minimum": 0, "maximum": 2**53}},
         responses={403: "not an operator", 404: "no such candidate", 409: "not active", 503: "detector down"},
     )
     async def set_candidate_status(request: web.Request) -> web.Response:
@@ -293,15 +301,13 @@ def register(edge: Edge) -> None:
         response=AlertHistoryResponse,
         tag="ese",
         summary="Every alert delivery attempt, newest first, with its success",
-        query=[("limit", "integer", False), ("source_id", "string", False), ("alert_type", "string", False)],
-        responses={422: "bad limit or alert_type"},
+        query=AlertsQuery,
+        responses={400: "unknown alert_type", 422: "bad limit"},
     )
     async def alerts_history(request: web.Request) -> web.Response:
         await read_guard(request)
-        limit = query_int(request, "limit", 50, lo=1, hi=1000)
-        alert_type = _choice(request, "alert_type", ALERT_TYPES)
-        source_id = request.query.get("source_id") or None
-        return json_response(await science.alert_history(store, limit, source_id, alert_type))
+        q = read_query(request, AlertsQuery)
+        return json_response(await science.alert_history(store, q.limit, q.source_id or None, q.alert_type))
 
     # -- sources -----------------------------------------------------------------------------
     @api.route(
@@ -373,29 +379,17 @@ def register(edge: Edge) -> None:
     @api.route(
         "GET",
         "/api/mosaics/query",
-        response=MosaicsResponse,
+        response=(MosaicsResponse, MosaicJobResponse),
         tag="mosaics",
         summary="Mosaics overlapping a time (and declination) range; without query_only=true, start a job "
         "(operator key) and answer with its id",
-        query=[
-            ("start_mjd", "number", True),
-            ("end_mjd", "number", True),
-            ("dec_min", "number", False),
-            ("dec_max", "number", False),
-            ("query_only", "boolean", False),
-        ],
+        query=MosaicsQuery,
         responses={400: "missing start_mjd/end_mjd", 403: "starting a job needs an operator key", 422: "bad range"},
     )
     async def mosaics_query(request: web.Request) -> web.Response:
-        start = query_float(request, "start_mjd", required=True)
-        end = query_float(request, "end_mjd", required=True)
-        dec_min = query_float(request, "dec_min")
-        dec_max = query_float(request, "dec_max")
-        raw_qo = request.query.get("query_only", "").strip().lower()
-        if raw_qo not in ("", "true", "false", "1", "0"):
-            raise ApiError(422, "query parameter 'query_only' must be true or false", details={"field": "query_only"})
-        assert start is not None and end is not None
-        if raw_qo in ("true", "1"):
+        q = read_query(request, MosaicsQuery)
+        start, end, dec_min, dec_max = q.start_mjd, q.end_mjd, q.dec_min, q.dec_max
+        if q.query_only:
             await read_guard(request)
             if start > end:
                 raise ApiError(422, "'start_mjd' must not exceed 'end_mjd'", details={"field": "start_mjd"})

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated
 import msgspec
 from aiohttp import web
 
-from web.auth import Principal, principal_for_key, session_of
+from web.auth import Principal, principal_for_key, require_caught_up, session_of
 from web.errors import ApiError
 from web.routing import json_response, read_json
 from web.sessions import COOKIE, CSRF_HEADER, Session
@@ -70,10 +70,11 @@ def register(edge: Edge) -> None:
         response=SessionView,
         tag=TAG,
         summary="Sign in: exchange an API key for an HttpOnly session cookie (obs_session) and a CSRF token",
-        responses={400: "Missing or malformed body", 403: "Invalid, revoked or expired key", 422: "Invalid field"},
+        responses={400: "Missing or malformed body", 403: "Invalid, revoked or expired key", 422: "Invalid field", 503: "The edge is catching up with the event stream"},
     )
     async def create(request: web.Request) -> web.Response:
         body = await read_json(request, SessionRequest)
+        require_caught_up(request)
         principal = await principal_for_key(edge.store, body.api_key.strip())
         ttl = edge.settings.session_ttl_s
         token, session = await edge.sessions.create(principal.key_id, principal.user_id, ttl)

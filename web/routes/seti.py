@@ -27,10 +27,11 @@ from actors.quota_keeper import commands, keys, tiers
 from bus.request import CommandUnavailable, request
 from schemas.seti import CADENCE_EXPORT_FILES, EXPORT_FILES, ReportSubmitted
 from storage import MB, PART_SIZE, SINGLE_PUT_MAX, URL_TTL_S, StorageError, open_storage, parts_for
+from storage.base import check_key
 from web.auth import Principal, require_key
 from web.errors import ApiError
 from web.projections.seti import month_of
-from web.routing import decode_body, json_response, read_json
+from web.routing import decode_body, json_response, read_json, read_query
 
 if TYPE_CHECKING:
     from web.app import Edge
@@ -49,8 +50,35 @@ MAX_CADENCE_FILES = 12
 
 
 # -- request and response bodies --------------------------------------------------------------
+#: what /upload-url gives: uploads/<user>/<uuid>/<safe name>; no '.', '..' or empty segment
+FileKey = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^uploads/[A-Za-z0-9_-][A-Za-z0-9._-]*/[A-Za-z0-9_-][A-Za-z0-9._-]*/[A-Za-z0-9_-][A-Za-z0-9._-]*$",
+        extra={"status": 400, "code": "INVALID_FILE_KEY", "hint": "use the file_key that /upload-url gave"},
+    ),
+]
+#: an upload id from /upload-url (32 hex digits with local storage; S3's own, URL-safe, otherwise)
+UploadId = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1, max_length=1024, pattern=r"^[A-Za-z0-9._~=+/-]+$",
+        extra={"status": 404, "code": "NO_SUCH_UPLOAD"},
+    ),
+]
+Filename = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=1024,
+        pattern=r"^\s*\S.*\.([fF][iI][lL]|[hH]5)\s*$",
+        extra={"status": 400, "code": "UNSUPPORTED_FILE_TYPE", "hint": "the filename must end in .fil or .h5"},
+    ),
+]
+
+
 class UploadUrlRequest(msgspec.Struct, kw_only=True):
-    filename: str
+    filename: Filename
     file_size: Annotated[int, msgspec.Meta(ge=1)] | None = None
 
 
@@ -78,14 +106,14 @@ class PartETag(msgspec.Struct):
 
 
 class CompleteUploadRequest(msgspec.Struct, kw_only=True):
-    file_key: str
-    upload_id: str
+    file_key: FileKey
+    upload_id: UploadId
     parts: list[PartETag]
 
 
 class AbortUploadRequest(msgspec.Struct, kw_only=True):
-    file_key: str
-    upload_id: str
+    file_key: FileKey
+    upload_id: UploadId
 
 
 class MessageResponse(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -94,7 +122,7 @@ class MessageResponse(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 
 class AnalyzeRequest(msgspec.Struct, kw_only=True):
-    file_key: str
+    file_key: FileKey
     filename: str | None = None
     source_name: str | None = None
     max_drift: Annotated[float, msgspec.Meta(gt=0, le=50)] = 4.0
@@ -195,8 +223,10 @@ class UsageResponse(msgspec.Struct, kw_only=True):
 
 
 class CreateKeyRequest(msgspec.Struct, kw_only=True):
-    name: str = "Default"
-    ttl_days: int = keys.TTL_DEFAULT_DAYS
+    name: Annotated[str, msgspec.Meta(max_length=1000)] = "Default"
+    ttl_days: Annotated[
+        int, msgspec.Meta(ge=keys.TTL_MIN_DAYS, le=keys.TTL_MAX_DAYS, extra={"status": 400, "code": "INVALID_TTL"})
+    ] = keys.TTL_DEFAULT_DAYS
 
 
 class CreateKeyResponse(msgspec.Struct, kw_only=True):
@@ -223,6 +253,17 @@ class KeyList(msgspec.Struct):
 class RevokeKeyResponse(msgspec.Struct, kw_only=True):
     message: str
     key_id: str
+
+
+class JobsQuery(msgspec.Struct, kw_only=True):
+    limit: Annotated[int, msgspec.Meta(ge=1, description="at most 100 are returned")] = 50
+
+
+class DownloadQuery(msgspec.Struct, kw_only=True):
+    format: Annotated[
+        Literal[tuple(EXPORT_FILES)],  # type: ignore[valid-type]
+        msgspec.Meta(extra={"status": 400, "code": "INVALID_FORMAT"}),
+    ] = "json"
 
 
 class ReportRequest(msgspec.Struct, kw_only=True):
@@ -262,6 +303,10 @@ def _check_filename(filename: str) -> str:
 
 
 def _own_key(principal: Principal, file_key: str) -> None:
+    try:
+        check_key(file_key)  # '..', '//', NUL, odd characters: not a key /upload-url gives
+    except StorageError:
+        raise ApiError(400, f"not a file_key from /upload-url: {file_key!r}", "INVALID_FILE_KEY") from None
     if not file_key.startswith("uploads/") or len(file_key.split("/")) < 4:
         raise ApiError(400, f"not a file_key from /upload-url: {file_key!r}", "INVALID_FILE_KEY")
     if file_key.split("/")[1] != principal.user_id:
@@ -415,7 +460,7 @@ def register(edge: Edge) -> None:
         tag=TAG,
         auth="key",
         summary="Abort a multipart upload and remove its parts",
-        responses={404: "No such upload", **auth_errors},
+        responses={400: "Not a file_key from /upload-url", 404: "No such upload", **auth_errors},
     )
     async def abort_upload(req: web.Request) -> web.Response:
         principal = await require_key(req)
@@ -424,32 +469,12 @@ def register(edge: Edge) -> None:
         await _storage(storage.abort_multipart(body.file_key, body.upload_id))
         return json_response(MessageResponse(message="Upload aborted"))
 
-    local = getattr(storage, "receive_put", None)
-    if local is not None:
-        from storage.local import LocalStorage
+    from storage.local import LocalStorage
 
-        assert isinstance(storage, LocalStorage)
-        local_storage = storage
+    if isinstance(storage, LocalStorage):  # the signed URLs point at this edge
+        from web.routes import objects
 
-        @api.route(
-            "PUT",
-            "/objects/{key:.+}",
-            tag=TAG,
-            summary="Signed upload URL target (single PUT or one multipart part); answers the part's ETag",
-            responses={403: "Tampered or expired signature", 413: "Larger than the URL allows"},
-        )
-        async def put_object(req: web.Request) -> web.Response:
-            return await _storage(local_storage.receive_put(req))
-
-        @api.route(
-            "GET",
-            "/objects/{key:.+}",
-            tag=TAG,
-            summary="Signed download URL target",
-            responses={403: "Tampered or expired signature", 404: "No such object"},
-        )
-        async def get_object(req: web.Request) -> web.StreamResponse:
-            return await _storage(local_storage.serve_get(req))
+        objects.register(api, storage, TAG)
 
     # -- jobs -------------------------------------------------------------------------------
     @api.route(
@@ -572,18 +597,12 @@ def register(edge: Edge) -> None:
         tag=TAG,
         auth="key",
         summary="Your jobs, newest first",
-        query=[("limit", "integer", False)],
+        query=JobsQuery,
         responses=auth_errors,
     )
     async def list_jobs(req: web.Request) -> web.Response:
         principal = await require_key(req)
-        raw = req.query.get("limit", "")
-        try:
-            limit = int(raw) if raw else 50
-        except ValueError:
-            raise ApiError(422, "query parameter 'limit' must be an integer", details={"field": "limit"}) from None
-        if limit < 1:
-            raise ApiError(422, "query parameter 'limit' must be at least 1", details={"field": "limit"})
+        limit = read_query(req, JobsQuery).limit
         rows = await edge.store.fetchall(
             "SELECT * FROM seti_jobs WHERE user_id=? ORDER BY created_at DESC, seq DESC LIMIT ?",
             (principal.user_id, min(limit, 100)),
@@ -611,7 +630,7 @@ def register(edge: Edge) -> None:
         tag=TAG,
         auth="key",
         summary="Signed download URL of one result file; csv is returned inline as text/csv",
-        query=[("format", "string", False)],
+        query=DownloadQuery,
         responses={
             400: "Invalid format parameter",
             403: "Job belongs to a different user",
@@ -620,14 +639,7 @@ def register(edge: Edge) -> None:
     )
     async def download(req: web.Request) -> web.StreamResponse:
         principal = await require_key(req)
-        fmt = req.query.get("format", "json") or "json"
-        if fmt not in FORMATS:
-            raise ApiError(
-                400,
-                f"invalid format {fmt!r}; choose one of {', '.join(FORMATS)}",
-                "INVALID_FORMAT",
-                {"field": "format", "allowed": list(FORMATS)},
-            )
+        fmt = read_query(req, DownloadQuery).format
         row = await owned_job(principal, req.match_info["job_id"])
         if row["status"] != "complete":
             raise ApiError(404, f"job is {row['status']}; results are not available yet", "NOT_READY")
@@ -687,8 +699,9 @@ def register(edge: Edge) -> None:
         status=201,
         tag=TAG,
         auth="key",
-        summary="Create an API key (Researcher+); the key is shown only in this response",
-        responses={403: "Free tier cannot create API keys — upgrade required"},
+        summary="Create an API key (Researcher+); the key is shown only in this response; the body may be left out",
+        body_optional=True,
+        responses={400: "ttl_days out of 1..365", 403: "Free tier cannot create API keys — upgrade required"},
     )
     async def create_key(req: web.Request) -> web.Response:
         principal = await require_key(req)

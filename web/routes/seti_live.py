@@ -140,7 +140,7 @@ def register(edge: Edge) -> None:
         tag=TAG,
         auth="key",
         summary="WebSocket: the job (as GET /jobs/{job_id}) on connect and at every change, as job_update",
-        responses=auth_errors,
+        responses={**auth_errors, 400: "Not a WebSocket upgrade request"},
     )
     async def job_ws(req: web.Request) -> web.WebSocketResponse:
         job_id = await owned(req)

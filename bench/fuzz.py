@@ -1,0 +1,328 @@
+"""A longer property-based run against the real running system: ``python -m bench.fuzz --minutes 30``
+(``make fuzz``, ``FUZZ_MINUTES=30 make fuzz``).
+
+Until the time is up it alternates
+
+* a schemathesis round (every check, the suite's config ``tests/conformance/schemathesis.toml``,
+  a new seed each round, an operator key and a researcher key in turn), and
+* a batch of randomised bad files: truncated, bit-flipped and header-lying ``.fil`` and ``.h5``
+  uploaded and analysed through the SETI API (each job must end ``failed`` with a reason, or
+  ``complete``; never stuck, never a 5xx), and ``.hdf5`` subband files dropped into the watcher's
+  incoming directory (each must be rejected or accepted, and the watcher must stay up);
+
+and reports the cases, the failures (the goal is 0) and the RSS of every process of the system
+(run.py, its process-pool workers, nats-server) before and after (the goal: no growth over 10 %).
+Results go to ``bench/out/fuzz.json`` and stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+CONFIG = ROOT / "tests" / "conformance" / "schemathesis.toml"
+EXCLUDED = ["--exclude-method", "DELETE", "--exclude-path", "/api/streaming/config"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def env() -> dict[str, str]:
+    e = dict(os.environ)
+    e.pop("NATS_URL", None)
+    return e
+
+
+def rss_by_process(root_pid: int) -> dict[str, int]:
+    """RSS (bytes) of the system's processes: run.py and every descendant, keyed by name and pid."""
+    out: dict[str, int] = {}
+    try:
+        root = psutil.Process(root_pid)
+        for p in [root, *root.children(recursive=True)]:
+            try:
+                out[f"{p.name()}:{p.pid}"] = int(p.memory_info().rss)
+            except psutil.Error:
+                continue
+    except psutil.Error:
+        pass
+    return out
+
+
+# -- bad files ----------------------------------------------------------------------------------
+def _sigproc(header: dict[str, Any]) -> bytes:
+    def s(text: str) -> bytes:
+        return struct.pack("<i", len(text)) + text.encode()
+
+    out = s("HEADER_START")
+    for k, v in header.items():
+        out += s(k) + (s(v) if isinstance(v, str) else struct.pack("<d", v) if isinstance(v, float) else struct.pack("<i", v))
+    return out + s("HEADER_END")
+
+
+def good_fil(rng: random.Random, nchans: int = 1024, ntime: int = 16) -> tuple[bytes, dict[str, Any]]:
+    header = {"telescope_id": 6, "machine_id": 10, "data_type": 1, "source_name": "FUZZ", "fch1": 1400.0,
+              "foff": -0.0029296875, "nchans": nchans, "nbits": 32, "nifs": 1, "tstart": 60000.0, "tsamp": 18.25,
+              "src_raj": 1.0, "src_dej": 1.0}  # fmt: skip
+    data = np.random.default_rng(rng.randrange(1 << 30)).normal(100, 1, (ntime, nchans)).astype("<f4")
+    return _sigproc(header) + data.tobytes(), header
+
+
+def bad_fil(rng: random.Random) -> bytes:
+    raw, header = good_fil(rng)
+    kind = rng.choice(["truncate", "bitflip", "lie_nchans", "lie_nbits", "header_only", "garbage"])
+    if kind == "truncate":
+        return raw[: rng.randrange(1, len(raw))]
+    if kind == "bitflip":
+        b = bytearray(raw)
+        for _ in range(rng.randrange(1, 64)):
+            i = rng.randrange(len(b))
+            b[i] ^= 1 << rng.randrange(8)
+        return bytes(b)
+    if kind in ("lie_nchans", "lie_nbits"):
+        lied = dict(header)
+        if kind == "lie_nchans":
+            lied["nchans"] = rng.choice([0, -1, 3, 1 << 24, 2**31 - 1])
+        else:
+            lied["nbits"] = rng.choice([0, 3, 7, 64, -8])
+        return _sigproc(lied) + raw[len(_sigproc(header)):]
+    if kind == "header_only":
+        return _sigproc(header)
+    return rng.randbytes(rng.randrange(1, 4096))
+
+
+def bad_h5(rng: random.Random, tmp: Path) -> bytes:
+    import h5py
+
+    path = tmp / f"f{rng.randrange(1 << 30)}.h5"
+    kind = rng.choice(["lying_shape", "no_data", "wrong_dims", "truncate", "bitflip"])
+    with h5py.File(path, "w") as f:
+        if kind == "no_data":
+            f.create_dataset("other", data=np.zeros(4))
+        elif kind == "wrong_dims":
+            f.create_dataset("data", data=np.zeros((4, 4), dtype="<f4"))
+        else:
+            nchans = 1 << rng.randrange(10, 21)
+            ntime = rng.choice([16, 1 << 12, 1 << 20])
+            ds = f.create_dataset("data", shape=(ntime, 1, nchans), dtype="<f4", chunks=(1, 1, nchans),
+                                  compression="gzip")  # fmt: skip
+            for k, v in {"fch1": 1400.0, "foff": -0.0029, "nchans": nchans, "tsamp": 18.25, "tstart": 60000.0,
+                         "source_name": "FUZZ", "nifs": 1, "nbits": 32, "telescope_id": 6}.items():  # fmt: skip
+                ds.attrs[k] = v
+    raw = path.read_bytes()
+    if kind == "truncate":
+        return raw[: rng.randrange(1, len(raw))]
+    if kind == "bitflip":
+        b = bytearray(raw)
+        for _ in range(rng.randrange(1, 32)):
+            i = rng.randrange(len(b))
+            b[i] ^= 1 << rng.randrange(8)
+        return bytes(b)
+    return raw
+
+
+def bad_hdf5(rng: random.Random, tmp: Path, good: bytes | None) -> bytes:
+    kind = rng.choice(["truncate", "bitflip", "garbage", "hdf5_not_uvh5"])
+    if kind == "garbage" or good is None:
+        return rng.randbytes(rng.randrange(1, 8192))
+    if kind == "truncate":
+        return good[: rng.randrange(1, len(good))]
+    if kind == "bitflip":
+        b = bytearray(good)
+        for _ in range(rng.randrange(1, 32)):
+            i = rng.randrange(len(b))
+            b[i] ^= 1 << rng.randrange(8)
+        return bytes(b)
+    import h5py
+
+    p = tmp / "x.hdf5"
+    with h5py.File(p, "w") as f:
+        f.create_group("Header")
+    return p.read_bytes()
+
+
+# -- the run ------------------------------------------------------------------------------------
+class Fuzz:
+    def __init__(self, minutes: float, seed: int, examples: int) -> None:
+        self.deadline = time.monotonic() + minutes * 60
+        self.rng = random.Random(seed)
+        self.seed = seed
+        self.examples = examples
+        self.tmp = Path(tempfile.mkdtemp(prefix="obs-fuzz-"))
+        self.data = self.tmp / "var"
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.cases = {"schemathesis": 0, "bad_files_api": 0, "bad_files_watcher": 0}
+        self.failures: list[str] = []
+        self.http = requests.Session()
+
+    def start(self) -> None:
+        self.log = open(self.tmp / "system.log", "wb")
+        self.proc = subprocess.Popen(
+            [PYTHON, "run.py", "--data-dir", str(self.data), "--port", str(self.port), "--log-level", "warning"],
+            cwd=ROOT, env=env(), stdout=subprocess.DEVNULL, stderr=self.log,
+        )  # fmt: skip
+        while not (self.data / "edge.url").exists():
+            if self.proc.poll() is not None:
+                raise SystemExit("the system did not start: " + (self.tmp / "system.log").read_text()[-2000:])
+            time.sleep(0.2)
+        self.keys = {"operator": self.user("op", "enterprise", "operator"), "user": self.user("u", "enterprise")}
+
+    def user(self, name: str, tier: str, role: str = "user") -> str:
+        out = subprocess.run(
+            [PYTHON, "run.py", "users", "create", "--data-dir", str(self.data), "--email",
+             f"{name}-{time.time_ns()}@example.org", "--tier", tier, "--role", role],
+            cwd=ROOT, env=env(), capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        return str(json.loads(out.stdout.strip().splitlines()[-1])["api_key"])
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+    def schemathesis_round(self, n: int) -> None:
+        who = "operator" if n % 2 == 0 else "user"
+        exe = shutil.which("schemathesis", path=os.path.dirname(PYTHON)) or "schemathesis"
+        run = subprocess.run(
+            [exe, "--config-file", str(CONFIG), "run", f"{self.url}/api/openapi.json", "--checks", "all",
+             "--seed", str(self.seed + n), "--max-examples", str(self.examples), "--workers", "1",
+             "-H", f"x-api-key: {self.keys[who]}", "--no-color", *EXCLUDED],
+            cwd=ROOT, env=env(), capture_output=True, text=True, timeout=1800,
+        )  # fmt: skip
+        m = re.search(r"(\d+) generated", run.stdout)
+        self.cases["schemathesis"] += int(m.group(1)) if m else 0
+        if run.returncode != 0:
+            self.failures.append(f"schemathesis seed {self.seed + n} ({who}): {run.stdout[-3000:]}")
+
+    def api_file(self, name: str, payload: bytes) -> None:
+        h = {"x-api-key": self.keys["user"]}
+        r = self.http.post(f"{self.url}/upload-url", json={"filename": name, "file_size": len(payload)}, headers=h,
+                           timeout=30)  # fmt: skip
+        if r.status_code >= 500:
+            self.failures.append(f"upload-url {r.status_code} for {name}")
+            return
+        if r.status_code != 200:
+            return
+        body = r.json()
+        put = self.http.put(body["upload_url"], data=payload, timeout=60)
+        if put.status_code != 200:
+            self.failures.append(f"PUT {put.status_code} for {name}")
+            return
+        a = self.http.post(f"{self.url}/analyze", json={"file_key": body["file_key"]}, headers=h, timeout=30)
+        self.cases["bad_files_api"] += 1
+        if a.status_code >= 500:
+            self.failures.append(f"analyze {a.status_code} for {name}: {a.text[:300]}")
+            return
+        if a.status_code != 202:
+            return
+        job = a.json()["job_id"]
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            j = self.http.get(f"{self.url}/jobs/{job}", headers=h, timeout=30)
+            if j.status_code != 200:
+                self.failures.append(f"GET job {j.status_code}")
+                return
+            st = j.json()
+            if st["status"] == "failed":
+                if not st.get("error"):
+                    self.failures.append(f"job {job} failed without a reason")
+                return
+            if st["status"] == "complete":
+                return
+            time.sleep(0.2)
+        self.failures.append(f"job {job} ({name}) still {st['status']} after 300 s")
+
+    def watcher_file(self, payload: bytes, k: int) -> None:
+        incoming = self.data / "incoming"
+        incoming.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(1_700_000_000 + k * 300))
+        path = incoming / f"{stamp}_sb{k % 16:02d}.hdf5"
+        path.write_bytes(payload)
+        self.cases["bad_files_watcher"] += 1
+
+    def bad_files_round(self, k: int) -> None:
+        for i in range(6):
+            if self.rng.random() < 0.5:
+                self.api_file(f"fuzz{k}_{i}.fil", bad_fil(self.rng))
+            else:
+                self.api_file(f"fuzz{k}_{i}.h5", bad_h5(self.rng, self.tmp))
+        self.watcher_file(bad_hdf5(self.rng, self.tmp, None), k)
+
+    def run(self) -> dict[str, Any]:
+        self.start()
+        time.sleep(5)  # let the warm-ups settle before the first RSS reading
+        before = rss_by_process(self.proc.pid)
+        started = time.monotonic()
+        n = 0
+        while time.monotonic() < self.deadline:
+            self.schemathesis_round(n)
+            if time.monotonic() < self.deadline:
+                self.bad_files_round(n)
+            n += 1
+        health = self.http.get(f"{self.url}/api/health", timeout=10).status_code
+        if health != 200:
+            self.failures.append(f"/api/health answered {health} at the end")
+        actors = self.http.get(f"{self.url}/api/actors", timeout=10)
+        after = rss_by_process(self.proc.pid)
+        self.stop()
+        growth = {k: round(after[k] / v - 1.0, 3) for k, v in before.items() if k in after and v}
+        total_before, total_after = sum(before.values()), sum(after[k] for k in before if k in after)
+        return {
+            "minutes": round((time.monotonic() - started) / 60, 1),
+            "rounds": n,
+            "cases": self.cases,
+            "failures": len(self.failures),
+            "failure_texts": self.failures[:20],
+            "rss_before_mb": {k: round(v / 2**20, 1) for k, v in before.items()},
+            "rss_after_mb": {k: round(v / 2**20, 1) for k, v in after.items()},
+            "rss_growth": growth,
+            "rss_total_growth": round(total_after / total_before - 1.0, 3) if total_before else None,
+            "actors_status": actors.status_code,
+            "load_1min": os.getloadavg()[0],
+            "seed": self.seed,
+        }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.fuzz", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--minutes", type=float, default=10.0)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--examples", type=int, default=10, help="schemathesis examples per operation per round")
+    args = ap.parse_args()
+    report = Fuzz(args.minutes, args.seed, args.examples).run()
+    out = ROOT / "bench" / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "fuzz.json").write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2))
+    worst = max(report["rss_growth"].values(), default=0.0)
+    print(f"cases {sum(report['cases'].values())}, failures {report['failures']}, worst RSS growth {worst:+.1%}")
+    return 0 if report["failures"] == 0 and worst <= 0.10 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
