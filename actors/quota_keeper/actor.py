@@ -217,6 +217,7 @@ class QuotaKeeperActor(Actor):
                         created_at=now,
                         max_drift=cmd.max_drift,
                         min_snr=cmd.min_snr,
+                        max_data_bytes=tier.max_file_mb * MB,
                         correlation_id=cadence_id,
                     )
                 )
