@@ -22,7 +22,7 @@ import pytest
 from actors.searcher.actor import SearcherActor
 from bus import Bus
 from bus.replay import replay
-from schemas.base import decode
+from schemas.events import decode
 from schemas.seti import JobProgressed, JobSubmitted, KeyRevoked
 from settings import Settings
 from tests.seti.conftest import Stack, _header
