@@ -201,10 +201,22 @@ def query_float(
         raise ApiError(422, f"query parameter '{name}' must be a number", details={"field": name}) from None
 
 
+#: the largest row id SQLite stores (a larger ``{id:\d+}`` is a 404, never an overflow)
+MAX_ROW_ID = 2**63 - 1
+
+
+def path_id(request: web.Request, name: str) -> int:
+    r"""An ``{name:\d+}`` path parameter as a row id; 404 when it is past any row SQLite can hold."""
+    value = int(request.match_info[name])
+    if value > MAX_ROW_ID:
+        raise ApiError(404, f"no {name.removesuffix('_id')} {value}", "NOT_FOUND")
+    return value
+
+
 def _path_schema(pattern: str) -> dict[str, Any]:
     """A path parameter's schema: ``{id:\\d+}`` is an integer (a client may send only digits)."""
     if pattern == r"\d+":
-        return {"type": "integer", "minimum": 0}
+        return {"type": "integer", "minimum": 0, "maximum": MAX_ROW_ID}
     return {"type": "string"}
 
 

@@ -260,9 +260,9 @@ async def test_openapi_documents_the_product_endpoints(edge_factory: Callable[..
     paths = doc["paths"]
     assert "/api/images" in paths and "/api/session" in paths
     ql = paths["/api/images/{image_id}/quicklook.png"]["get"]["responses"]
-    assert set(ql) == {"200", "403", "404", "422"} and "image/png" in ql["200"]["content"]
+    assert set(ql) == {"200", "400", "403", "404", "422"} and "image/png" in ql["200"]["content"]
     assert "application/fits" in paths["/api/mosaics/{mosaic_id}"]["get"]["responses"]["200"]["content"]
     assert "/api/qa/file/{path}" in paths
     (param,) = paths["/api/images/{image_id}"]["get"]["parameters"]
-    assert param["schema"] == {"type": "integer", "minimum": 0}
+    assert param["schema"] == {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}
     assert set(paths["/api/session"]) == {"get", "post", "delete"}

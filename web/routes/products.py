@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 from aiohttp import web
@@ -26,7 +26,7 @@ from web.errors import ApiError
 from web.projections import images
 from web.render import Kind, RenderCache
 from web.routes.dsa_qa import confine
-from web.routing import json_response, query_int
+from web.routing import json_response, path_id, read_query
 
 if TYPE_CHECKING:
     from web.app import Edge
@@ -59,6 +59,11 @@ class ImageView(msgspec.Struct):
 class ImagesResponse(msgspec.Struct):
     images: list[ImageView]
     total: int
+
+
+class ImagesQuery(msgspec.Struct, kw_only=True):
+    limit: Annotated[int, msgspec.Meta(ge=1, le=500)] = 50
+    offset: Annotated[int, msgspec.Meta(ge=0, le=10_000_000)] = 0
 
 
 def image_urls(image_id: int) -> dict[str, str]:
@@ -127,7 +132,7 @@ def register(edge: Edge) -> None:
 
     async def image_record(request: web.Request) -> dict[str, Any]:
         await require_reader(request)
-        image_id = int(request.match_info["image_id"])
+        image_id = path_id(request, "image_id")
         row = await images.image_by_id(edge.store, image_id)
         if row is None:
             raise ApiError(404, f"no image {image_id}", "IMAGE_NOT_FOUND")
@@ -135,7 +140,7 @@ def register(edge: Edge) -> None:
 
     async def mosaic_record(request: web.Request) -> dict[str, Any]:
         await require_reader(request)
-        mosaic_id = int(request.match_info["mosaic_id"])
+        mosaic_id = path_id(request, "mosaic_id")
         row = await images.mosaic_by_id(edge.store, mosaic_id)
         if row is None:
             raise ApiError(404, f"no mosaic {mosaic_id}", "MOSAIC_NOT_FOUND")
@@ -147,14 +152,13 @@ def register(edge: Edge) -> None:
         response=ImagesResponse,
         tag=TAG,
         summary="FITS images the imager wrote, newest first, with FITS, quicklook and thumbnail URLs",
-        query=[("limit", "integer", False), ("offset", "integer", False)],
+        query=ImagesQuery,
         responses={403: "read auth required", 422: "bad limit or offset"},
     )
     async def list_images(request: web.Request) -> web.Response:
         await require_reader(request)
-        limit = query_int(request, "limit", 50, lo=1, hi=500)
-        offset = query_int(request, "offset", 0, lo=0, hi=10_000_000)
-        rows, total = await images.list_images(edge.store, limit, offset)
+        q = read_query(request, ImagesQuery)
+        rows, total = await images.list_images(edge.store, q.limit, q.offset)
         return json_response(ImagesResponse(images=[_image_view(r) for r in rows], total=total))
 
     @api.route(

@@ -158,7 +158,10 @@ class CadenceFileRequest(msgspec.Struct, kw_only=True):
 class AnalyzeCadenceRequest(msgspec.Struct, kw_only=True):
     """An ON/OFF cadence, files in the order observed, each flagged ON (target) or OFF (reference)."""
 
-    files: list[CadenceFileRequest]
+    files: Annotated[
+        list[CadenceFileRequest],
+        msgspec.Meta(min_length=2, max_length=MAX_CADENCE_FILES, extra={"status": 400, "code": "INVALID_CADENCE"}),
+    ]
     source_name: str | None = None
     max_drift: Annotated[float, msgspec.Meta(gt=0, le=50)] = 4.0
     min_snr: Annotated[float, msgspec.Meta(gt=0)] = 10.0
@@ -261,7 +264,7 @@ class JobsQuery(msgspec.Struct, kw_only=True):
 
 class DownloadQuery(msgspec.Struct, kw_only=True):
     format: Annotated[
-        Literal[tuple(EXPORT_FILES)],  # type: ignore[valid-type]
+        Literal[tuple(FORMATS)],  # type: ignore[valid-type]
         msgspec.Meta(extra={"status": 400, "code": "INVALID_FORMAT"}),
     ] = "json"
 
