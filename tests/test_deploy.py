@@ -24,10 +24,11 @@ import pytest
 import yaml
 
 from actors.registry import ROLES
-from bus import Bus, StreamPolicy
+from bus import StreamPolicy
 from bus.connection import server_address, tls_context
 from bus.server import free_port
 from bus.stream import STREAM
+from tests.bus.test_stream import connect_when_ready
 from tests.conftest import ROOT
 
 SCRIPT = ROOT / "deploy" / "nats-node.sh"
@@ -126,17 +127,7 @@ async def test_nats_node_script_runs_a_tls_cluster_with_auth_that_the_platform_u
         text = conf.read_text()
         assert "max_file_store" in text and "verify: true" in text and "include" in text
 
-    deadline = time.monotonic() + 40
-    while True:
-        try:
-            bus = await Bus.connect(
-                script_cluster.url("obs", "s3cret-pass"), name="deploy-test", stream=StreamPolicy(replicas=3), tls_ca=ca
-            )
-            break
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.5)
+    bus = await connect_when_ready(script_cluster.url("obs", "s3cret-pass"), StreamPolicy(replicas=3), 40, tls_ca=ca)
     try:
         info = await bus.js.stream_info(STREAM)
         assert info.config.num_replicas == 3

@@ -210,8 +210,9 @@ class Edge:
             telemetry.SETI_JOBS.labels(state).set(n)
         for state, n in await self.store.fetchall("SELECT state, COUNT(*) FROM groups GROUP BY state"):
             telemetry.DSA_GROUPS.labels(state).set(n)
-        info = await asyncio.wait_for(self.bus.js.stream_info(STREAM), 2.0)
-        telemetry.PROJECTION_LAG.set(max(0, int(info.state.last_seq) - self.store.last_seq))
+        info, _ = await self.health.stream_info()  # shared with /ready's cache: one request for both
+        if info is not None:
+            telemetry.PROJECTION_LAG.set(max(0, int(info.state.last_seq) - self.store.last_seq))
 
     async def _live_heartbeat(self) -> None:
         while True:

@@ -54,7 +54,8 @@ class HealthChecks:
         self.edge = edge
         self._stream: tuple[float, Any, str] | None = None  # (asked at, info or None, error)
 
-    async def _stream_info(self) -> tuple[Any, str]:
+    async def stream_info(self) -> tuple[Any, str]:
+        """The stream's info and '' (or None and why), asked at most once per ``CACHE_S``."""
         now = time.monotonic()
         if self._stream is not None and now - self._stream[0] < CACHE_S:
             return self._stream[1], self._stream[2]
@@ -71,7 +72,7 @@ class HealthChecks:
         connected = edge.bus.nc.is_connected
         components["nats"] = Component(connected, {"connected": connected, "server": server_address(edge.bus.nc)})
 
-        info, error = await self._stream_info() if connected else (None, "not connected")
+        info, error = await self.stream_info() if connected else (None, "not connected")
         if info is None:
             components["stream"] = Component(False, {"error": error})
             components["projection"] = Component(False, {"applied_seq": edge.store.last_seq, "error": error})

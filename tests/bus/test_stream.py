@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import nats
 import pytest
@@ -88,12 +89,12 @@ def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
     c.stop()
 
 
-async def _connect_when_ready(url: str, policy: StreamPolicy, deadline_s: float = 30.0) -> Bus:
+async def connect_when_ready(url: str, policy: StreamPolicy, deadline_s: float = 30.0, **options: Any) -> Bus:
     """JetStream answers only once the cluster has elected its meta leader: retry until then."""
     deadline = time.monotonic() + deadline_s
     while True:
         try:
-            return await Bus.connect(url, name="t", stream=policy)
+            return await Bus.connect(url, name="t", stream=policy, **options)
         except Exception:
             if time.monotonic() > deadline:
                 raise
@@ -101,7 +102,7 @@ async def _connect_when_ready(url: str, policy: StreamPolicy, deadline_s: float 
 
 
 async def test_cluster_stream_stays_r3_across_starts_and_replay(cluster: LocalCluster, tmp_path: Path) -> None:
-    bus = await _connect_when_ready(cluster.url, StreamPolicy(replicas=3))
+    bus = await connect_when_ready(cluster.url, StreamPolicy(replicas=3))
     try:
         info = await bus.js.stream_info(STREAM)
         assert info.config.num_replicas == 3
@@ -110,7 +111,7 @@ async def test_cluster_stream_stays_r3_across_starts_and_replay(cluster: LocalCl
         await bus.close()
 
     # a process started with the default settings (R1) keeps the stream at R3
-    plain = await _connect_when_ready(cluster.url, StreamPolicy())
+    plain = await connect_when_ready(cluster.url, StreamPolicy())
     try:
         assert (await plain.js.stream_info(STREAM)).config.num_replicas == 3
     finally:
@@ -135,7 +136,7 @@ async def test_cluster_stream_stays_r3_across_starts_and_replay(cluster: LocalCl
         timeout=60,
     )
     assert out.returncode == 0, out.stderr
-    check = await _connect_when_ready(cluster.url, StreamPolicy(replicas=3), 10)
+    check = await connect_when_ready(cluster.url, StreamPolicy(replicas=3), 10)
     try:
         info = await check.js.stream_info(STREAM)
         assert info.config.num_replicas == 3
@@ -153,7 +154,7 @@ async def test_cluster_stream_stays_r3_across_starts_and_replay(cluster: LocalCl
 
 async def test_cluster_survives_losing_the_stream_leader(cluster: LocalCluster) -> None:
     """R3 means the stream keeps taking writes with its leader's node gone, and loses nothing."""
-    bus = await _connect_when_ready(cluster.url, StreamPolicy(replicas=3))
+    bus = await connect_when_ready(cluster.url, StreamPolicy(replicas=3))
     try:
         for i in range(20):
             await bus.publish(_raised(i))

@@ -25,6 +25,7 @@ from bus.server import LocalCluster
 from bus.stream import STREAM
 from schemas.events import decode
 from schemas.seti import JobCompleted, JobFailed, JobProgressed, JobSubmitted
+from tests.bus.test_stream import connect_when_ready
 from tests.conftest import PYTHON, ROOT, subprocess_env
 
 
@@ -70,15 +71,7 @@ class System:
     async def start(self) -> None:
         self.cluster = LocalCluster(self.root / "nats")
         self.cluster.start()
-        deadline = time.monotonic() + 30
-        while True:  # JetStream answers once the cluster has elected its meta leader
-            try:
-                self.bus = await Bus.connect(self.cluster.url, name="fault-test", stream=StreamPolicy(replicas=3))
-                break
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(0.5)
+        self.bus = await connect_when_ready(self.cluster.url, StreamPolicy(replicas=3))
         self.http = aiohttp.ClientSession()
 
     async def start_role(self, name: str, *extra: str, replicas: int = 3) -> Role:

@@ -119,9 +119,9 @@ def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
 async def test_ready_sees_a_lost_replica_on_a_cluster(
     cluster: LocalCluster, settings: Settings, edge_factory: Callable[..., Awaitable[Any]], nats_server: EmbeddedServer
 ) -> None:
-    from tests.bus.test_stream import _connect_when_ready
+    from tests.bus.test_stream import connect_when_ready
 
-    setup = await _connect_when_ready(cluster.url, StreamPolicy(replicas=3))
+    setup = await connect_when_ready(cluster.url, StreamPolicy(replicas=3))
     await setup.close()
     edge = await edge_factory(nats_url=cluster.url, stream_replicas=3, ready_roles="")
     _status, body = await eventually(lambda: _ready_with(edge.url, 200), timeout=20)
