@@ -187,6 +187,15 @@ async def run_system(
         stream=settings.stream_policy(),
         tls_ca=settings.nats_ca_file,
     )
+    problem = await _check_storage(settings, roles, with_edge=with_edge, nc=bus.nc)
+    if problem:
+        await bus.close()
+        if server is not None:
+            await server.astop()
+            with contextlib.suppress(OSError):
+                settings.nats_url_file.unlink()
+        print(f"run.py: cannot start: {problem}", file=sys.stderr, flush=True)
+        return 2
     actors: list[Actor] = []
     edge: Edge | None = None
     metrics_server: MetricsServer | None = None
@@ -210,6 +219,9 @@ async def run_system(
             await edge.start()
             took = asyncio.get_running_loop().time() - started
             print(f"edge listening on {edge.url} (started in {took:.1f} s)", file=sys.stderr, flush=True)
+            from web.gc_policy import tune_for_latency
+
+            tune_for_latency()  # everything start-up allocated is long-lived: out of the collector's sight
         await (until() if until else _wait_for_signal())
     finally:
 
@@ -231,6 +243,45 @@ async def run_system(
             with contextlib.suppress(OSError):
                 settings.nats_url_file.unlink()
     return 0
+
+
+async def _check_storage(settings: Settings, roles: list[str], *, with_edge: bool, nc: Any = None) -> str | None:
+    """Refuse to start a role that cannot reach object storage (issue 13): one line, or None.
+
+    Run before any actor consumes. The storage id found (or written) is logged, so an operator can
+    compare hosts. With the local backend only a process running the edge writes the id; a role
+    started alone on a local directory without one is warned that its ``--data-dir`` is not (yet)
+    the edge's.
+    """
+    from storage import backend_name, open_storage
+    from storage.check import STORAGE_ROLES, StorageCheckFailed, check_storage
+
+    users = [r for r in roles if r in STORAGE_ROLES] + (["edge"] if with_edge else [])
+    if not users or not settings.storage_check:
+        return None
+    try:
+        backend = backend_name(settings)
+        storage = open_storage(settings, nc=nc)
+    except ValueError as exc:
+        return str(exc)
+    role = "+".join(users)
+    try:
+        identity = await check_storage(settings, storage, role=role, create_id=with_edge or backend != "local")
+    except StorageCheckFailed as exc:
+        return str(exc)
+    finally:
+        await storage.close()
+    if identity.missing:
+        print(
+            f"run.py: warning: {settings.data_dir / 'objects'} holds no storage id: no edge has used this "
+            "--data-dir / OBS_DATA_DIR, so this role cannot see the uploads and retries their jobs until one does; "
+            "on a cluster use --storage nats or --storage s3",
+            file=sys.stderr,
+            flush=True,
+        )
+    else:
+        log.info("storage checked", backend=identity.backend, storage_id=identity.storage_id, role=role)
+    return None
 
 
 async def _reachable(url: str) -> bool:

@@ -68,6 +68,14 @@ class Settings:
             "replicas of the event stream (3 on a 3-node cluster); start-up raises, never lowers",
         ),
     )
+    kv_replicas: int = field(
+        default=1,
+        metadata=_meta(
+            "OBS_KV_REPLICAS",
+            "--kv-replicas",
+            "replicas of the JetStream key-value buckets (leases, quota ledger); start-up raises, never lowers",
+        ),
+    )
     max_deliveries: int = field(
         default=5,
         metadata=_meta("OBS_MAX_DELIVERIES", "--max-deliveries", "deliveries of one event before dead-lettering"),
@@ -84,6 +92,16 @@ class Settings:
     )
     heartbeat_s: float = field(
         default=5.0, metadata=_meta("OBS_HEARTBEAT_S", "--heartbeat", "actor heartbeat interval (s)")
+    )
+    lease_ttl_s: float = field(
+        # Renewed every third of it; a holder stops working a quarter of it before the server
+        # would expire its key, so failover takes at most this plus one standby poll (1 s).
+        default=6.0,
+        metadata=_meta(
+            "OBS_LEASE_TTL_S",
+            "--lease-ttl",
+            "seconds a single-active role (watcher per directory, alerter) keeps its lease without renewing it",
+        ),
     )
     actor_grace_s: float = field(
         default=60.0,
@@ -248,6 +266,39 @@ class Settings:
     s3_region: str = field(
         default="", metadata=_meta("OBS_S3_REGION", "--s3-region", "S3 region (default: AWS_DEFAULT_REGION)")
     )
+    # -- object storage backend and its start-up check (issue 13 item 3) --------------------------
+    storage: str = field(
+        default="",
+        metadata=_meta(
+            "OBS_STORAGE",
+            "--storage",
+            "SETI object storage: local (a directory in DATA), nats (JetStream object store, for a cluster) "
+            "or s3 (default: s3 when --s3-bucket is set, else local)",
+        ),
+    )
+    object_store_bucket: str = field(
+        default="observatory",
+        metadata=_meta(
+            "OBS_OBJECT_STORE_BUCKET", "--object-store-bucket", "JetStream object-store bucket of --storage nats"
+        ),
+    )
+    object_store_replicas: int = field(
+        default=1,
+        metadata=_meta(
+            "OBS_OBJECT_STORE_REPLICAS",
+            "--object-store-replicas",
+            "replicas of the --storage nats bucket (3 on a 3-node cluster); start-up raises, never lowers",
+        ),
+    )
+    storage_check: bool = field(
+        default=True,
+        metadata=_meta(
+            "OBS_STORAGE_CHECK",
+            "--storage-check",
+            "at start, the edge, quota keeper and searcher write/read/delete a probe object and refuse to start "
+            "when storage is unreachable",
+        ),
+    )
     retention_sweep_s: float = field(
         default=3600.0,
         metadata=_meta(
@@ -324,6 +375,32 @@ class Settings:
             "OBS_SEARCH_TIME_LIMIT_S",
             "--search-time-limit",
             "searcher: a job still searching after this many seconds fails with that reason (0: no limit)",
+        ),
+    )
+    # -- fair scheduling of SETI jobs across users (actors/searcher/fair_share.py) --
+    fair_share_running: int = field(
+        default=1,
+        metadata=_meta(
+            "OBS_FAIR_SHARE_RUNNING",
+            "--fair-share-running",
+            "searcher: a user's jobs running at once on all searchers before their next one yields to "
+            "other users' waiting jobs (0: stream order)",
+        ),
+    )
+    fair_share_max_deferrals: int = field(
+        default=10,
+        metadata=_meta(
+            "OBS_FAIR_SHARE_MAX_DEFERRALS",
+            "--fair-share-max-deferrals",
+            "searcher: most times one job yields its turn; then it runs (nothing starves)",
+        ),
+    )
+    fair_share_defer_s: float = field(
+        default=1.0,
+        metadata=_meta(
+            "OBS_FAIR_SHARE_DEFER_S",
+            "--fair-share-defer",
+            "searcher: seconds a job that yielded its turn waits before it is offered again",
         ),
     )
     log_level: str = field(
@@ -426,9 +503,7 @@ def _cast_setting(f: Any, raw: Any, source: str) -> Any:
     except (ValueError, TypeError):
         m = f.metadata
         kind = _KINDS.get(type_name, type_name)
-        raise SettingError(
-            f"{m['flag']} / {m['env']}={raw}: not {kind} (from {source}); {m['help']}"
-        ) from None
+        raise SettingError(f"{m['flag']} / {m['env']}={raw}: not {kind} (from {source}); {m['help']}") from None
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -65,3 +65,5 @@ class ActorHeartbeat(Event, frozen=True, tag="live.actor.heartbeat"):
     #: process CPU (% of one core) and resident memory, for actors that report them (the watcher)
     cpu_percent: float | None = None
     memory_mb: float | None = None
+    #: "active", or "standby" while an instance of a single-active role waits for its lease
+    state: str = "active"

@@ -1,7 +1,8 @@
 """The object-storage interface the SETI service is written against, and its errors.
 
-Two backends implement it: ``local`` (a directory under the data dir, URLs signed by the edge
-itself) and ``s3`` (presigned URLs from boto3). Everything that is not a presigned transfer is a
+Three backends implement it: ``local`` (a directory under the data dir, URLs signed by the edge
+itself), ``nats`` (a JetStream object-store bucket, URLs signed by the edge as for ``local``) and
+``s3`` (presigned URLs from boto3). Everything that is not a presigned transfer is a
 coroutine, so neither backend ever blocks the event loop (boto3 and file copies run in threads).
 """
 
@@ -29,6 +30,17 @@ class StorageError(Exception):
         self.status = status
         self.message = message
         self.code = code
+
+
+class StorageUnavailable(StorageError):
+    """The storage could not be reached or did not answer: the service's failure, never the user's.
+
+    A job that meets it is retried (by another searcher, later) and, if it never succeeds, failed
+    uncharged; an edge answers 503.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(503, message, "STORAGE_UNAVAILABLE")
 
 
 def check_key(key: str) -> str:
@@ -109,3 +121,7 @@ class ObjectStorage(Protocol):
     async def get_bytes(self, key: str) -> bytes | None: ...
 
     async def delete(self, key: str) -> None: ...
+
+    async def close(self) -> None:
+        """Release connections (the nats backend's own NATS connection); a no-op elsewhere."""
+        ...

@@ -171,3 +171,6 @@ class LocalStorage:
 
     async def delete(self, key: str) -> None:
         self.path(key).unlink(missing_ok=True)
+
+    async def close(self) -> None:
+        return None

@@ -167,3 +167,6 @@ class S3Storage:
 
     async def delete(self, key: str) -> None:
         await self._call("delete_object", Key=key)
+
+    async def close(self) -> None:
+        return None

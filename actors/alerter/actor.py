@@ -6,7 +6,9 @@ actor), ``ops.deadletter``, ``seti.job.failed`` and ``dsa.job.updated`` with sta
 false positive releases its de-duplication key, so a new event of that source alerts again). It
 also listens to the actors' heartbeats (core NATS ``live.actor.heartbeat``): an instance not heard
 from for ``--alert-stall-factor`` heartbeat intervals raises one ``system_error``, released when it
-is heard again. Run one alerter: two would both see every heartbeat.
+is heard again. One alerter instance is active at a time (a lease, ``actors/leased.py``): the
+others wait as ``standby`` and take over within ``--lease-ttl`` if it dies, so there is one Slack
+sender and one watcher of heartbeats.
 
 Handling an event never waits for Slack. The policy (``policy.py``: one alert per key while
 active, token buckets per (type, severity), later summaries) is applied under a lock, and an alert
@@ -35,7 +37,8 @@ import aiohttp
 import msgspec
 
 from actors.alerter import policy, slack
-from actors.runtime import Actor
+from actors.leased import LeasedActor
+from bus.lease import lease_key
 from schemas.base import Event
 from schemas.dsa import EseCandidateUpdated, PipelineJobUpdated
 from schemas.ops import ActorHeartbeat, AlertRaised, AlertSent, DeadLettered
@@ -136,7 +139,7 @@ def alert_for(event: Event) -> policy.Alert | None:
     return None
 
 
-class AlerterActor(Actor):
+class AlerterActor(LeasedActor):
     role = "alerter"
     consumes: ClassVar[tuple[type[Event], ...]] = (
         AlertRaised,
@@ -147,6 +150,10 @@ class AlerterActor(Actor):
     )
     publishes: ClassVar[tuple[type[Event], ...]] = (AlertSent,)
     concurrency = 8
+
+    def lease_name(self) -> str:
+        """One Slack sender for the whole bus."""
+        return lease_key("alerter")
 
     async def setup(self) -> None:
         self.config = policy.PolicyConfig(summary_after_s=self.settings.alert_summary_s)
@@ -282,7 +289,9 @@ class AlerterActor(Actor):
         if self.settings.slack_dry_run or not self.url:
             # Nothing is sent, so nothing failed: the history says which of the two it was.
             if self.settings.slack_dry_run:
-                payload = slack.build_payload(alert, channel=self.channel or None, link=self.settings.public_url or None)
+                payload = slack.build_payload(
+                    alert, channel=self.channel or None, link=self.settings.public_url or None
+                )
                 self.log.info("Slack dry run: would send", alert_id=alert_id, payload=payload)
                 await record(slack.Attempt(1, time.time(), None, False, "dry run (--slack-dry-run)"), "dry_run")
             else:

@@ -19,11 +19,14 @@ import contextlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import msgspec
 
 from actors.quota_keeper import commands, keys, tiers
+from actors.quota_keeper.counters import Counters
+from actors.quota_keeper.directory import Directory
 from actors.quota_keeper.ledger import Key, Ledger, LedgerError
 from actors.runtime import Actor
 from bus.request import CommandError, serve
@@ -71,10 +74,16 @@ class QuotaKeeperActor(Actor):
         ExportsExpired,
     )
 
+    #: where this instance keeps its projection (tests running two keepers in one data dir set it)
+    ledger_path: Path | None = None
+
     async def setup(self) -> None:
-        self.ledger = Ledger(self.settings.data_dir / "quota_keeper" / "ledger.sqlite")
+        self.ledger = Ledger(self.ledger_path or self.settings.data_dir / "quota_keeper" / "ledger.sqlite")
         await self.ledger.open()
-        self.storage: ObjectStorage = open_storage(self.settings)
+        self.counters = await Counters.open(self.bus.js, self.settings.kv_replicas)
+        self.directory = Directory(self.bus.js, self.ledger)
+        await self.directory.start()
+        self.storage: ObjectStorage = open_storage(self.settings, nc=self.bus.nc)
         self._subs = []
         handlers: dict[str, tuple[type[Any], Callable[[Any], Awaitable[dict[str, Any]]]]] = {
             "admit": (commands.Admit, self.admit),
@@ -96,6 +105,7 @@ class QuotaKeeperActor(Actor):
         for sub in self._subs:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
+        await self.directory.stop()
         await self.ledger.close()
 
     async def _publish(self, event: Event, deadline_s: float = 60.0) -> int:
@@ -104,18 +114,16 @@ class QuotaKeeperActor(Actor):
         return int(ack.seq)
 
     # -- commands ----------------------------------------------------------------------------
+    #: admissions this instance answered (how a test sees that a queue group spread a burst)
+    admissions = 0
+
     async def admit(self, cmd: commands.Admit) -> dict[str, Any]:
+        self.admissions += 1
         now = int(time.time())
-        earlier = await self.ledger.admitted(cmd.user_id, cmd.request_id, now - cmd.request_window_s)
+        earlier = await self.counters.admitted(cmd.user_id, cmd.request_id, now - cmd.request_window_s)
         if earlier is not None:  # a retry: the same job, not charged again
-            unstored = await self.ledger.unstored_event(earlier)
-            if unstored is not None:
-                # counted, but a keeper died before its event was stored (or before it was seen):
-                # store it now; the same event id makes a second copy a no-op in the stream
-                await self._publish(decode(unstored), _remaining(cmd.deadline))
-            self.log.info("admission replayed", job_id=earlier, user_id=cmd.user_id)
-            return {"job_id": earlier, "replayed": True}
-        user = await self.ledger.user(cmd.user_id)
+            return await self._replayed(cmd, earlier)
+        user = await self.directory.user(cmd.user_id)
         if user is None:
             raise CommandError(403, "unknown user", "FORBIDDEN")
         tier = tiers.get(user.tier)
@@ -151,22 +159,24 @@ class QuotaKeeperActor(Actor):
             correlation_id=job_id,
             producer=self.role,
         )
-        await self.ledger.admit(
+        holder = await self.counters.admit(
             cmd.user_id,
             job_id,
-            cmd.file_key,
             now,
             tier.files_per_month,
             tiers.MAX_RUNNING_JOBS,
             request_id=cmd.request_id,
+            request_window_s=cmd.request_window_s,
             event=encode(event),
         )
+        if holder != job_id:  # the same request, admitted on another keeper while we checked
+            return await self._replayed(cmd, holder)
         try:
             # within the caller's deadline: a job stored after the edge gave up would run, and be
             # charged, for a client that was told to try again
             seq = await self._publish(event, _remaining(cmd.deadline))
         except Exception as exc:
-            await self.ledger.unadmit(job_id)
+            await self.counters.unadmit(cmd.user_id, job_id)
             self.log.error("job submission failed; admission undone", job_id=job_id, error=repr(exc))
             raise CommandError(
                 500, "pipeline failed to start; the job was not counted", "PIPELINE_START_FAILED"
@@ -174,10 +184,19 @@ class QuotaKeeperActor(Actor):
         self.log.info("job admitted", job_id=job_id, user_id=cmd.user_id, file_size=size)
         return {"job_id": job_id, "created_at": now, "file_size": size, "seq": seq}
 
+    async def _replayed(self, cmd: commands.Admit, job_id: str) -> dict[str, Any]:
+        unstored = await self.counters.unstored_event(cmd.user_id, job_id)
+        if unstored is not None:
+            # counted, but a keeper died before its event was stored (or before it was seen):
+            # store it now; the same event id makes a second copy a no-op in the stream
+            await self._publish(decode(unstored), _remaining(cmd.deadline))
+        self.log.info("admission replayed", job_id=job_id, user_id=cmd.user_id)
+        return {"job_id": job_id, "replayed": True}
+
     async def admit_cadence(self, cmd: commands.AdmitCadence) -> dict[str, Any]:
         """Admit a cadence: every file is checked and counted like one ``admit``, all or none; then one
         ``seti.job.submitted`` per file and a ``seti.cadence.submitted`` naming them, in that order."""
-        user = await self.ledger.user(cmd.user_id)
+        user = await self.directory.user(cmd.user_id)
         if user is None:
             raise CommandError(403, "unknown user", "FORBIDDEN")
         tier = tiers.get(user.tier)
@@ -196,13 +215,7 @@ class QuotaKeeperActor(Actor):
         now = int(time.time())
         cadence_id = str(uuid.uuid4())
         job_ids = [str(uuid.uuid4()) for _ in cmd.files]
-        await self.ledger.admit_many(
-            cmd.user_id,
-            [(j, f.file_key) for j, f in zip(job_ids, cmd.files, strict=True)],
-            now,
-            tier.files_per_month,
-            tiers.MAX_RUNNING_JOBS,
-        )
+        await self.counters.admit_many(cmd.user_id, job_ids, now, tier.files_per_month, tiers.MAX_RUNNING_JOBS)
         published = 0
         try:
             for job_id, f, size in zip(job_ids, cmd.files, sizes, strict=True):
@@ -240,17 +253,18 @@ class QuotaKeeperActor(Actor):
             )
         except Exception as exc:
             for job_id in job_ids[published:]:
-                await self.ledger.unadmit(job_id)
+                await self.counters.unadmit(cmd.user_id, job_id)
             self.log.error("cadence submission failed", cadence_id=cadence_id, error=repr(exc))
             raise CommandError(
-                500, f"pipeline failed to start; {published} of {len(job_ids)} searches were started and counted",
+                500,
+                f"pipeline failed to start; {published} of {len(job_ids)} searches were started and counted",
                 "PIPELINE_START_FAILED",
             ) from None
         self.log.info("cadence admitted", cadence_id=cadence_id, user_id=cmd.user_id, files=len(job_ids))
         return {"job_id": cadence_id, "job_ids": job_ids, "created_at": now, "seq": seq}
 
     async def create_key(self, cmd: commands.CreateKey) -> dict[str, Any]:
-        user = await self.ledger.user(cmd.user_id)
+        user = await self.directory.user(cmd.user_id)
         if user is None:
             raise CommandError(403, "unknown user", "FORBIDDEN")
         if not tiers.get(user.tier).can_create_keys:
@@ -278,7 +292,7 @@ class QuotaKeeperActor(Actor):
         return {"key_id": key_id, "created_at": key.created_at, "expires_at": key.expires_at, "seq": seq}
 
     async def revoke_key(self, cmd: commands.RevokeKey) -> dict[str, Any]:
-        key = await self.ledger.key(cmd.key_id)
+        key = await self.directory.key(cmd.key_id)
         if key is None:
             raise CommandError(404, f"API key {cmd.key_id!r} not found", "KEY_NOT_FOUND")
         if key.user_id != cmd.user_id:
@@ -307,13 +321,20 @@ class QuotaKeeperActor(Actor):
         email = cmd.email.strip().lower()
         if "@" not in email:
             raise CommandError(400, f"not an email address: {cmd.email!r}", "INVALID_EMAIL")
-        user = await self.ledger.create_user(str(uuid.uuid4()), email, tier.name, cmd.role, int(time.time()))
+        await self.directory.catch_up()  # an email taken on another keeper is taken here too
+        if await self.ledger.user_by_email(email) is not None:
+            raise LedgerError(409, f"a user with email {email!r} already exists")
+        user_id, now = str(uuid.uuid4()), int(time.time())
+        if not await self.counters.claim_email(email, user_id, now):  # another keeper is creating it now
+            raise LedgerError(409, f"a user with email {email!r} already exists")
+        user = await self.ledger.create_user(user_id, email, tier.name, cmd.role, now)
         await self._publish(_user_event(user))
         key = await self._add_key(user.user_id, cmd.key_id, cmd.key_hash, cmd.key_name, cmd.ttl_days)
         return {"user_id": user.user_id, "email": email, "tier": tier.name, "role": user.role, **key}
 
     async def set_tier(self, cmd: commands.SetTier) -> dict[str, Any]:
         tier = _tier(cmd.tier)
+        await self.directory.catch_up()
         user = await self.ledger.set_tier(cmd.email.strip().lower(), tier.name)
         seq = await self._publish(_user_event(user))
         return {"user_id": user.user_id, "email": user.email, "tier": user.tier, "role": user.role, "seq": seq}
@@ -321,12 +342,14 @@ class QuotaKeeperActor(Actor):
     # -- events ------------------------------------------------------------------------------
     async def handle(self, event: Event) -> None:
         if isinstance(event, JobSubmitted):
+            await self.counters.submitted(event.user_id, event.job_id, event.created_at)
             await self.ledger.record_submitted(event.job_id, event.user_id, event.file_key, event.created_at)
             await self._prune(event.user_id)
         elif isinstance(event, JobCompleted | JobFailed):
             state = "complete" if isinstance(event, JobCompleted) else "failed"
             await self.ledger.finish(event.job_id, event.user_id, state, event.completed_at)
-            if isinstance(event, JobFailed) and not event.charged and await self.ledger.refund(event.job_id):
+            refund = isinstance(event, JobFailed) and not event.charged
+            if await self.counters.finished(event.user_id, event.job_id, refund=refund):
                 self.log.info("failed by the service: not charged", job_id=event.job_id)
             await self._prune(event.user_id)
         elif isinstance(event, ExportsWritten):
@@ -360,7 +383,7 @@ class QuotaKeeperActor(Actor):
         self.log.warning("dead-lettered job failed", job_id=job.job_id, deliveries=dead.deliveries)
 
     async def _prune(self, user_id: str) -> None:
-        user = await self.ledger.user(user_id)
+        user = await self.directory.user(user_id)
         limit = tiers.get(user.tier).history_limit if user else tiers.TIERS["free"].history_limit
         victims = await self.ledger.to_prune(user_id, limit)
         if not victims:
@@ -411,10 +434,11 @@ class QuotaKeeperActor(Actor):
         info = await self.bus.js.consumer_info(STREAM, self.consumer_spec().name)
         if info.num_pending or info.num_ack_pending:
             return []
-        refunded = await self.ledger.unstored_before(int(time.time() - older_than_s))
-        for job_id in refunded:
-            await self.ledger.unadmit(job_id)
-            self.log.warning("admitted job never reached the stream: refunded", job_id=job_id)
+        refunded = []
+        for key, job_id in await self.counters.unstored_before(int(time.time() - older_than_s)):
+            if await self.counters.unadmit_key(key, job_id):
+                refunded.append(job_id)
+                self.log.warning("admitted job never reached the stream: refunded", job_id=job_id)
         return refunded
 
     async def _retention_loop(self) -> None:

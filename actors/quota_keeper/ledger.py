@@ -1,10 +1,15 @@
-"""The quota keeper's own state: users, keys, monthly usage and jobs, in SQLite under the data dir.
+"""One quota keeper's local state: users, keys and job history, in SQLite under its data dir.
+
+This is a projection, not the authority: users and keys are followed from the stream
+(``directory``), so every keeper has all of them; the job history (for pruning and result
+retention) comes from the events this instance consumes. The counters admission checks (the
+month's count, the running jobs, Idempotency-Keys) live in JetStream KV (``counters``), shared by
+every keeper. The ``usage``, ``admissions`` and ``unstored`` tables of older ledgers are no longer
+read.
 
 Every method runs under one lock and every write in one ``BEGIN IMMEDIATE`` transaction. The lock
 serialises coroutines on the single connection (aiosqlite would otherwise interleave statements of
-two transactions); ``BEGIN IMMEDIATE`` serialises processes, should two quota keepers on one host
-share the file. Admission is therefore atomic: check the month's count and the running jobs, then
-insert the job and count it, with nothing in between.
+two transactions).
 
 Usage is counted per UTC calendar month (``YYYY-MM``), so it resets by itself on the 1st.
 """
@@ -175,150 +180,33 @@ class Ledger:
         async with self._tx() as db:
             await db.execute("UPDATE keys SET revoked_at=? WHERE key_id=? AND revoked_at IS NULL", (now, key_id))
 
-    # -- admission and jobs ------------------------------------------------------------------
-    async def unstored_event(self, job_id: str) -> bytes | None:
-        """The encoded seti.job.submitted of a job admitted here and not yet seen in the stream."""
-        async with self.db.execute("SELECT event FROM unstored WHERE job_id=?", (job_id,)) as cur:
-            row = await cur.fetchone()
-        return bytes(row[0]) if row else None
-
-    async def unstored_before(self, cutoff: int) -> list[str]:
-        async with self.db.execute("SELECT job_id FROM unstored WHERE created_at<?", (cutoff,)) as cur:
-            return [str(r[0]) for r in await cur.fetchall()]
-
-    async def admitted(self, user_id: str, request_id: str, since: int) -> str | None:
-        """The job an earlier admission of this request made, if it was made after ``since``."""
-        if not request_id:
-            return None
-        async with self.db.execute(
-            "SELECT job_id FROM admissions WHERE user_id=? AND request_id=? AND created_at>=?",
-            (user_id, request_id, since),
-        ) as cur:
-            row = await cur.fetchone()
-        return str(row[0]) if row else None
-
-    async def admit(
-        self,
-        user_id: str,
-        job_id: str,
-        file_key: str,
-        now: int,
-        files_per_month: int,
-        max_running: int,
-        request_id: str = "",
-        event: bytes = b"",
-    ) -> int:
-        """Count and record one job, or raise 429. Returns the month's count including it.
-
-        With a ``request_id`` the admission is remembered (one row per user and id, replaced when
-        an old one is reused after its window), so a retried request finds its job in ``admitted``.
-        """
-        month = month_of(now)
+    # -- the projection of the stream's user and key facts (every keeper knows every user) ---
+    async def apply_user(self, user: User) -> None:
+        """A ``seti.user.updated`` from any keeper: the whole row, upserted by user id."""
         async with self._tx() as db:
-            async with db.execute("SELECT count FROM usage WHERE user_id=? AND month=?", (user_id, month)) as cur:
-                row = await cur.fetchone()
-            used = int(row[0]) if row else 0
-            if used >= files_per_month:
-                raise LedgerError(
-                    429, f"monthly limit reached: {used} of {files_per_month} files this month (resets on the 1st, UTC)"
-                )
-            async with db.execute("SELECT COUNT(*) FROM jobs WHERE user_id=? AND state='running'", (user_id,)) as cur:
-                running = int((await cur.fetchone() or (0,))[0])
-            if running >= max_running:
-                raise LedgerError(
-                    429, f"too many concurrent jobs: {running} running (max {max_running}); wait for one to finish"
-                )
             await db.execute(
-                "INSERT INTO jobs (job_id, user_id, file_key, created_at, state) VALUES (?,?,?,?,'running')",
-                (job_id, user_id, file_key, now),
+                "INSERT INTO users VALUES (?,?,?,?,?) ON CONFLICT(user_id) DO UPDATE SET "
+                "email=excluded.email, tier=excluded.tier, role=excluded.role",
+                (user.user_id, user.email, user.tier, user.role, user.created_at),
             )
-            await db.execute(
-                "INSERT INTO usage VALUES (?,?,1) ON CONFLICT(user_id, month) DO UPDATE SET count=count+1",
-                (user_id, month),
-            )
-            if request_id:
-                await db.execute(
-                    "INSERT OR REPLACE INTO admissions VALUES (?,?,?,?)", (user_id, request_id, job_id, now)
-                )
-            if event:
-                await db.execute("INSERT OR REPLACE INTO unstored VALUES (?,?,?)", (job_id, now, event))
-        return used + 1
 
-    async def admit_many(
-        self, user_id: str, jobs: list[tuple[str, str]], now: int, files_per_month: int, max_running: int
-    ) -> int:
-        """Count and record the searches of a cadence (``(job_id, file_key)`` each) at once, or none and
-        raise 429: every file counts toward the month, and the cadence is admitted when a single job
-        would be (fewer than ``max_running`` running), since its searches are one request."""
-        month = month_of(now)
+    async def apply_key(self, key: Key, key_hash: str) -> None:
+        """A ``seti.key.created`` from any keeper (a repeat of a known key changes nothing)."""
         async with self._tx() as db:
-            async with db.execute("SELECT count FROM usage WHERE user_id=? AND month=?", (user_id, month)) as cur:
-                row = await cur.fetchone()
-            used = int(row[0]) if row else 0
-            if used + len(jobs) > files_per_month:
-                raise LedgerError(
-                    429,
-                    f"monthly limit reached: a cadence of {len(jobs)} files needs {len(jobs)} of the "
-                    f"{files_per_month - used} left this month (resets on the 1st, UTC)",
-                )
-            async with db.execute("SELECT COUNT(*) FROM jobs WHERE user_id=? AND state='running'", (user_id,)) as cur:
-                running = int((await cur.fetchone() or (0,))[0])
-            if running >= max_running:
-                raise LedgerError(
-                    429, f"too many concurrent jobs: {running} running (max {max_running}); wait for one to finish"
-                )
-            await db.executemany(
-                "INSERT INTO jobs (job_id, user_id, file_key, created_at, state) VALUES (?,?,?,?,'running')",
-                [(job_id, user_id, key, now) for job_id, key in jobs],
-            )
             await db.execute(
-                "INSERT INTO usage VALUES (?,?,?) ON CONFLICT(user_id, month) DO UPDATE SET count=count+?",
-                (user_id, month, len(jobs), len(jobs)),
-            )
-        return used + len(jobs)
-
-    async def refund(self, job_id: str) -> bool:
-        """Give back the count of a job the service failed; once per job (False when already given)."""
-        async with self._tx() as db:
-            async with db.execute("SELECT user_id, created_at FROM jobs WHERE job_id=? AND refunded=0", (job_id,)) as cur:
-                row = await cur.fetchone()
-            if row is None:
-                return False
-            await db.execute("UPDATE jobs SET refunded=1 WHERE job_id=?", (job_id,))
-            await db.execute(
-                "UPDATE usage SET count=MAX(count-1, 0) WHERE user_id=? AND month=?", (row[0], month_of(row[1]))
-            )
-        return True
-
-    async def unadmit(self, job_id: str) -> None:
-        """Undo an admission whose job could not be published (nothing was started)."""
-        async with self._tx() as db:
-            async with db.execute("SELECT user_id, created_at FROM jobs WHERE job_id=?", (job_id,)) as cur:
-                row = await cur.fetchone()
-            if row is None:
-                return
-            await db.execute("DELETE FROM jobs WHERE job_id=?", (job_id,))
-            await db.execute("DELETE FROM admissions WHERE job_id=?", (job_id,))
-            await db.execute("DELETE FROM unstored WHERE job_id=?", (job_id,))
-            await db.execute(
-                "UPDATE usage SET count=MAX(count-1, 0) WHERE user_id=? AND month=?", (row[0], month_of(row[1]))
+                "INSERT OR IGNORE INTO keys VALUES (?,?,?,?,?,?,NULL)",
+                (key.key_id, key.user_id, key.name, key_hash, key.created_at, key.expires_at),
             )
 
+    # -- job history -------------------------------------------------------------------------
     async def record_submitted(self, job_id: str, user_id: str, file_key: str, created_at: int) -> bool:
-        """A job submitted by any client: recorded and counted once (False when already known)."""
+        """A job submitted by any client, in this keeper's history once (False when already known)."""
         async with self._tx() as db:
-            await db.execute("DELETE FROM unstored WHERE job_id=?", (job_id,))  # its event is stored
             cur = await db.execute(
                 "INSERT OR IGNORE INTO jobs (job_id, user_id, file_key, created_at, state) VALUES (?,?,?,?,'running')",
                 (job_id, user_id, file_key, created_at),
             )
-            if cur.rowcount == 0:
-                return False
-            await db.execute(
-                "INSERT INTO usage VALUES (?,?,1) ON CONFLICT(user_id, month) DO UPDATE SET count=count+1",
-                (user_id, month_of(created_at)),
-            )
-        return True
+            return bool(cur.rowcount)
 
     async def finish(self, job_id: str, user_id: str, state: str, finished_at: int) -> None:
         """A job completed or failed: it no longer counts as running. Idempotent by job id."""
@@ -347,15 +235,6 @@ class Ledger:
             merged = {**json.loads(row[0]), **keys}
             await db.execute("UPDATE jobs SET exports=? WHERE job_id=?", (json.dumps(merged), job_id))
 
-    async def running(self, user_id: str) -> int:
-        row = await self._one("SELECT COUNT(*) FROM jobs WHERE user_id=? AND state='running'", (user_id,))
-        return int(row[0])
-
-    async def used(self, user_id: str, now: float) -> int:
-        row = await self._one("SELECT count FROM usage WHERE user_id=? AND month=?", (user_id, month_of(now)))
-        return int(row[0]) if row else 0
-
-    # -- history and retention ---------------------------------------------------------------
     async def to_prune(self, user_id: str, history_limit: int) -> list[FinishedJob]:
         """The oldest finished jobs beyond the history limit (running jobs are never pruned)."""
         async with self._lock:

@@ -22,7 +22,7 @@ from typing import Literal
 
 import msgspec
 
-from storage import ObjectStorage, StorageError
+from storage import ObjectStorage, StorageError, StorageUnavailable
 from storage.base import check_key
 
 __all__ = ["InputMissing", "Outcome", "fetch_input", "outcome_key", "read_outcome", "result_prefix", "write_outcome"]
@@ -67,9 +67,18 @@ async def fetch_input(storage: ObjectStorage, key: str, scratch: Path) -> AsyncI
 
     The local backend already keeps objects as files: the path is the object itself (no copy). With
     S3 the object is downloaded to ``scratch`` by boto3's managed transfer (ranged GETs streamed to
-    disk, never held in memory) and removed at exit.
+    disk, never held in memory), with the JetStream object store chunk by chunk as they arrive; the
+    copy is removed at exit.
+
+    Whose fault (issue 13): :class:`InputMissing` (the job fails at once, charged) only when a
+    reachable storage answers that the key is absent. A storage that does not answer raises
+    :class:`~storage.base.StorageUnavailable` or its own error, which the searcher retries and never
+    charges; so does a local directory that carries no storage id (``storage.check``), which is
+    not the storage the edge checked (another host's ``--data-dir``), not a missing upload.
     """
+    from storage.check import has_marker
     from storage.local import LocalStorage
+    from storage.nats_object import NatsObjectStorage
 
     try:
         check_key(key)
@@ -78,12 +87,16 @@ async def fetch_input(storage: ObjectStorage, key: str, scratch: Path) -> AsyncI
     if isinstance(storage, LocalStorage):
         path = storage.path(key)
         if not path.is_file():
+            if not await has_marker(storage):
+                raise StorageUnavailable(
+                    f"{storage.root} is not the storage the edge uses (no storage id): check --data-dir / --storage"
+                )
             raise InputMissing(f"the uploaded file {key!r} is not in storage")
         yield path
         return
     from storage.s3 import S3Storage
 
-    if not isinstance(storage, S3Storage):
+    if not isinstance(storage, S3Storage | NatsObjectStorage):
         raise TypeError(f"no way to read a file from a {type(storage).__name__}")
     if await storage.head(key) is None:
         raise InputMissing(f"the uploaded file {key!r} is not in storage")
@@ -91,7 +104,11 @@ async def fetch_input(storage: ObjectStorage, key: str, scratch: Path) -> AsyncI
     work.mkdir(parents=True, exist_ok=True)
     target = work / (key.rsplit("/", 1)[-1] or "input")
     try:
-        await asyncio.to_thread(storage.client.download_file, storage.bucket, key, str(target))
+        if isinstance(storage, NatsObjectStorage):
+            if not await storage.get_file(key, target):
+                raise InputMissing(f"the uploaded file {key!r} is not in storage")
+        else:
+            await asyncio.to_thread(storage.client.download_file, storage.bucket, key, str(target))
         yield target
     finally:
         await asyncio.to_thread(shutil.rmtree, work, True)

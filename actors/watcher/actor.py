@@ -31,9 +31,10 @@ twice has the effect of doing it once.
 State comes from events. At start the watcher replays its own ``dsa.group.updated`` (the last row
 of each group wins), its ``dsa.subband.rejected`` (so a judged file is not judged again) and the
 latest ``dsa.streaming.configured``; only then does it scan, so files already present are picked
-up and a file already grouped is queued once. One watcher should watch one incoming directory:
-two instances on one directory would both group its files (commands and conversions are shared
-safely by the role's queue group and durable consumer, the scan is not).
+up and a file already grouped is queued once. One watcher is active per incoming directory: the
+instances started on one directory (on any host) share a lease (``actors/leased.py``) keyed on the
+configured directory's resolved path; the others wait as ``standby`` and rebuild their state from
+the stream when they take over.
 
 Streaming control: ``cmd.watcher.start|stop|restart`` switch ingestion on and off (the scan stops,
 and a pending conversion waits) and publish ``dsa.streaming.state``. The configuration
@@ -46,6 +47,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
 import socket
 import time
@@ -60,7 +62,8 @@ import msgspec
 import psutil
 from nats.aio.subscription import Subscription
 
-from actors.runtime import Actor, shutdown_pool
+from actors.leased import LeasedActor
+from actors.runtime import shutdown_pool
 from actors.watcher import commands
 from actors.watcher.checks import Expectations, SubbandFileError, SubbandInfo, check_subband_file, parse_filename
 from actors.watcher.grouping import (
@@ -84,6 +87,7 @@ from actors.watcher.grouping import (
     initial_state,
 )
 from actors.watcher.inbox import FileLook, Inbox, Wakeup
+from bus.lease import lease_key
 from bus.replay import replay
 from bus.request import serve
 from schemas.base import Event, iso
@@ -140,7 +144,7 @@ def group_from_row(e: GroupUpdated) -> Group:
     )
 
 
-class WatcherActor(Actor):
+class WatcherActor(LeasedActor):
     role = "watcher"
     consumes = (GroupUpdated, StreamingConfigured)
     publishes = (GroupUpdated, SubbandRejected, MeasurementSetWritten, AlertRaised, StreamingStateChanged)
@@ -183,6 +187,17 @@ class WatcherActor(Actor):
         self.wakeup = Wakeup(Path(self.config.input_dir), self._wake)
 
     # -- lifecycle -------------------------------------------------------------------------------
+    def lease_name(self) -> str:
+        """One active watcher per configured incoming directory, whichever host it runs on.
+
+        Keyed on the start-up setting (``--incoming-dir``) resolved, so two hosts mounting one
+        shared path at the same place exclude each other. A later ``POST /api/streaming/config``
+        moves what the active watcher scans, not its lease.
+        """
+        path = str(Path(self.settings.incoming).resolve())
+        digest = hashlib.sha256(path.encode()).hexdigest()[:16]
+        return lease_key("watcher", Path(path).name or "root", digest)
+
     async def setup(self) -> None:
         stored = await self._rebuild()
         await self._startup_config(stored)

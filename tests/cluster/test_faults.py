@@ -4,8 +4,9 @@ searchers as separate processes; parts are killed with SIGKILL and the outcome i
 * the stream leader's node killed during 10 in-flight jobs: every job completes exactly once and
   the edge keeps answering; the node comes back and catches up;
 * a searcher killed mid-job: the other takes the job over within 10 s and completes it once;
-* the quota keeper killed during a burst of /analyze: no overshoot of the tier, no double charge
-  when the refused requests are retried with their Idempotency-Keys;
+* one of two quota keepers killed during a burst of /analyze: the other keeps admitting; no
+  overshoot of the tier and no double charge when the refused requests are retried with their
+  Idempotency-Keys;
 * the stream is still R3 after every role has restarted with the default settings.
 """
 
@@ -151,25 +152,40 @@ async def test_searcher_killed_mid_job_is_taken_over_within_ten_seconds(system: 
     print(f"\nsearcher killed: job taken over after {takeover_s:.1f} s and completed once")
 
 
-async def test_quota_keeper_killed_during_a_burst(system: System, tmp_path: Path) -> None:
+async def test_one_of_two_quota_keepers_killed_during_a_burst(system: System, tmp_path: Path) -> None:
+    """Two keepers share the KV ledger; one is SIGKILLed mid-burst: the other keeps admitting, no
+    request makes two jobs, nothing overshoots the tier, and usage is one charge per job."""
     await system.start_role("edge")
-    keeper = await system.start_role("quota_keeper")
+    # one after the other: two keepers starting at the same instant on a fresh cluster can leave the
+    # second unready (seen once in CI: "1 of 2 live" after 90 s; a start-up race on the QUOTA bucket's
+    # creation, not this test's subject, recorded in the closing note)
+    keepers = [await system.start_role("quota_keeper", "--kv-replicas", "3")]
+    await system.wait_heartbeats("quota_keeper", 1)
+    keepers.append(await system.start_role("quota_keeper", "--kv-replicas", "3"))
+    await system.wait_heartbeats("quota_keeper", 2)
     user = await system.user("free")  # 10 files a month, at most 5 running
     key = await system.upload(user, observation(tmp_path, 0.2))
     requests = [f"burst-{i}" for i in range(20)]  # no searcher runs: every admitted job stays running
 
-    async def one(request_id: str) -> tuple[str, int, str]:
-        status, body = await analyze(system, user, key, **{"Idempotency-Key": request_id})
+    async def one(request_id: str, who: ApiUser = user, file_key: str = key) -> tuple[str, int, str]:
+        status, body = await analyze(system, who, file_key, **{"Idempotency-Key": request_id})
         return request_id, status, str(body.get("job_id", "")) if isinstance(body, dict) else ""
 
     first = asyncio.gather(*(one(r) for r in requests[:10]))
     await asyncio.sleep(0.05)
-    await keeper.kill()  # mid-burst
+    await keepers[0].kill()  # mid-burst
     answered = list(await first) + list(await asyncio.gather(*(one(r) for r in requests[10:])))
     refused = [r for r, status, _ in answered if status == 503]
-    assert refused, "the keeper's death was not seen"
 
-    await system.start_role("quota_keeper")
+    # the survivor keeps admitting, with no restart: a second user's job starts
+    other = await system.user("free")
+    other_key = await system.upload(other, observation(tmp_path, 0.2))
+    deadline = time.monotonic() + 60
+    while (after := await one("after-the-kill", other, other_key))[1] == 503:  # same key: retry-safe
+        assert time.monotonic() < deadline, "the surviving keeper does not admit"
+        await asyncio.sleep(0.5)
+    assert after[1] == 202, after
+
     deadline = time.monotonic() + 60
     retried = []
     for request_id in refused:  # the client retries as told, with the same keys
@@ -178,7 +194,7 @@ async def test_quota_keeper_killed_during_a_burst(system: System, tmp_path: Path
             if got[1] != 503:
                 retried.append(got)
                 break
-            assert time.monotonic() < deadline, "the restarted keeper does not answer"
+            assert time.monotonic() < deadline, "the surviving keeper does not answer"
             await asyncio.sleep(0.5)
 
     outcomes = [a for a in answered if a[1] != 503] + retried
@@ -188,12 +204,15 @@ async def test_quota_keeper_killed_during_a_burst(system: System, tmp_path: Path
         if status == 202:
             by_request.setdefault(request_id, set()).add(job)
     assert all(len(j) == 1 for j in by_request.values()), "a request made two jobs"
-    assert len(admitted) <= 5, f"{len(admitted)} running jobs admitted: the limit is 5"
+    assert len(admitted) == 5, f"{len(admitted)} running jobs admitted: the limit is 5"
+    assert {s for _, s, _ in outcomes} <= {202, 429}, outcomes
     submitted = {e.job_id for _, e in await system.events(JobSubmitted) if e.user_id == user.user_id}
     assert submitted == admitted, f"started but never told, or told but never started: {sorted(submitted ^ admitted)}"
     status, usage = await system.call("GET", "/usage", user)
     assert usage["usage_this_month"] == len(admitted), usage  # charged once per job, never per retry
-    print(f"\nkeeper killed mid-burst: {len(refused)} refused with 503, {len(admitted)} admitted, usage {usage}")
+    print(
+        f"\none of two keepers killed mid-burst: {len(refused)} refused with 503, {len(admitted)} admitted, usage {usage}"
+    )
 
 
 async def test_stream_stays_r3_after_every_role_restarts_with_default_settings(system: System) -> None:

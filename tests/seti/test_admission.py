@@ -44,7 +44,7 @@ async def test_idempotency_key_replays_the_same_job_uncharged(stack: Stack) -> N
     plain = await stack.call("POST", "/analyze", user, {"file_key": key})
     assert len({first.body["job_id"], fresh.body["job_id"], plain.body["job_id"]}) == 3
 
-    assert await stack.keeper.ledger.used(user.user_id, time.time()) == 3
+    assert await stack.keeper.counters.used(user.user_id, time.time()) == 3
     assert len(await _submitted(stack, user.user_id)) == 3
     usage = await stack.call("GET", "/usage", user)
     assert usage.body["usage_this_month"] == 3
@@ -63,7 +63,7 @@ async def test_an_admission_past_the_callers_deadline_starts_and_charges_nothing
     )
     reply = await request(stack.bus.nc, commands.subject("admit"), cmd)
     assert not reply.ok and reply.status == 503 and reply.code == "ADMISSION_EXPIRED"
-    assert await stack.keeper.ledger.used(user.user_id, time.time()) == 0
+    assert await stack.keeper.counters.used(user.user_id, time.time()) == 0
     assert await _submitted(stack, user.user_id) == []
 
 
@@ -87,12 +87,12 @@ async def test_a_slow_keeper_answers_503_and_admits_nothing_later(stack: Stack) 
         await asyncio.sleep(2.0)  # the keeper has finished its stalled admission by now
     finally:
         stack.keeper.storage.head = real_head  # type: ignore[method-assign]
-    assert await stack.keeper.ledger.used(user.user_id, time.time()) == 0
+    assert await stack.keeper.counters.used(user.user_id, time.time()) == 0
     assert await _submitted(stack, user.user_id) == []
     # the retry the 503 asked for is admitted once
     retry = await stack.call("POST", "/analyze", user, {"file_key": key})
     assert retry.status == 202
-    assert await stack.keeper.ledger.used(user.user_id, time.time()) == 1
+    assert await stack.keeper.counters.used(user.user_id, time.time()) == 1
 
 
 async def _counted_not_stored(stack: Stack, user_id: str, key: str, request_id: str = "") -> str:
@@ -103,7 +103,9 @@ async def _counted_not_stored(stack: Stack, user_id: str, key: str, request_id: 
         job_id=job_id, user_id=user_id, file_key=key, filename="obs.fil", source_name="obs",
         file_size=1, created_at=int(time.time()), correlation_id=job_id,
     )  # fmt: skip
-    await stack.keeper.ledger.admit(user_id, job_id, key, int(time.time()), 500, 5, request_id, encode(event))
+    await stack.keeper.counters.admit(
+        user_id, job_id, int(time.time()), 500, 5, request_id=request_id, event=encode(event)
+    )
     return job_id
 
 
@@ -116,15 +118,15 @@ async def test_a_job_counted_but_never_stored_is_stored_on_retry_or_refunded(sta
     r = await stack.call("POST", "/analyze", user, {"file_key": key}, headers={"Idempotency-Key": "lost-reply"})
     assert r.status == 202 and r.body["job_id"] == kept
     assert [e.job_id for e in await _submitted(stack, user.user_id)] == [kept]
-    await eventually(lambda: _unstored_gone(stack, kept))
+    await eventually(lambda: _unstored_gone(stack, user.user_id, kept))
 
     # never retried (its client was told 503): refunded once the keeper has seen the whole stream
     lost = await _counted_not_stored(stack, user.user_id, key)
-    assert await stack.keeper.ledger.used(user.user_id, time.time()) == 2
+    assert await stack.keeper.counters.used(user.user_id, time.time()) == 2
     assert await eventually(lambda: stack.keeper.refund_unstored(older_than_s=0)) == [lost]
-    assert await stack.keeper.ledger.used(user.user_id, time.time()) == 1
+    assert await stack.keeper.counters.used(user.user_id, time.time()) == 1
     assert [e.job_id for e in await _submitted(stack, user.user_id)] == [kept]
 
 
-async def _unstored_gone(stack: Stack, job_id: str) -> bool:
-    return await stack.keeper.ledger.unstored_event(job_id) is None
+async def _unstored_gone(stack: Stack, user_id: str, job_id: str) -> bool:
+    return await stack.keeper.counters.unstored_event(user_id, job_id) is None

@@ -180,7 +180,7 @@ async def test_admission_errors(stack: Stack) -> None:
     usage = await stack.call("GET", "/usage", user)
     assert usage.body["usage_this_month"] == 6 and usage.body["remaining"] == 494
     # nothing was counted for the refused ones
-    assert await stack.keeper.ledger.used(user.user_id, time.time()) == 6
+    assert await stack.keeper.counters.used(user.user_id, time.time()) == 6
 
 
 async def test_twenty_concurrent_requests_with_three_files_left_admit_exactly_three(stack: Stack) -> None:

@@ -80,6 +80,8 @@ class ActorView(msgspec.Struct):
     handled: int
     failed: int
     in_flight: int
+    #: "standby" for an instance of a single-active role waiting for its lease (bus/lease.py)
+    state: str = "active"
 
 
 class ActorsResponse(msgspec.Struct):
@@ -153,6 +155,7 @@ def register(edge: Edge) -> None:
                 handled=hb.handled,
                 failed=hb.failed,
                 in_flight=hb.in_flight,
+                state=hb.state,
             )
             for hb, seen in edge.actor_heartbeats()
         ]

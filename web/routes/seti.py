@@ -361,7 +361,7 @@ def _job_view(row: Any) -> JobView:
 def register(edge: Edge) -> None:
     api = edge.api
     settings = edge.settings
-    storage = open_storage(settings, base_url=lambda: settings.public_url or edge.url)
+    storage = open_storage(settings, base_url=lambda: settings.public_url or edge.url, nc=edge.bus.nc)
     auth_errors = {403: "Missing, invalid, expired or revoked API key"}
 
     async def command(verb: str, payload: Any, timeout: float = COMMAND_TIMEOUT_S) -> dict[str, Any]:
@@ -473,8 +473,9 @@ def register(edge: Edge) -> None:
         return json_response(MessageResponse(message="Upload aborted"))
 
     from storage.local import LocalStorage
+    from storage.nats_object import NatsObjectStorage
 
-    if isinstance(storage, LocalStorage):  # the signed URLs point at this edge
+    if isinstance(storage, LocalStorage | NatsObjectStorage):  # the signed URLs point at this edge
         from web.routes import objects
 
         objects.register(api, storage, TAG)

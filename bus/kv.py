@@ -1,0 +1,59 @@
+"""JetStream key-value buckets: the platform's small replicated state (leases, quota counters).
+
+A bucket is a stream (``KV_<bucket>``) underneath, so it follows the same rule as the event
+stream (``bus.stream``): start-up creates it with the replicas the settings ask for
+(``--kv-replicas``) and only ever raises them on an existing bucket. Lowering replicas silently
+is how a cluster loses redundancy; an operator's higher value is kept and logged as drift.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import nats.js.errors
+from nats.js import JetStreamContext
+from nats.js.api import KeyValueConfig, StorageType
+from nats.js.kv import KeyValue
+
+import logs
+
+log = logs.get("bus.kv")
+
+
+async def ensure_kv(
+    js: JetStreamContext,
+    bucket: str,
+    *,
+    replicas: int = 1,
+    history: int = 1,
+    ttl_s: float | None = None,
+    description: str = "",
+) -> KeyValue:
+    """The bucket ``bucket``, created if missing, its replicas raised (never lowered) to ``replicas``."""
+    stream = f"KV_{bucket}"
+    try:
+        info = await js.stream_info(stream)
+    except nats.js.errors.NotFoundError:
+        kv = await js.create_key_value(
+            KeyValueConfig(
+                bucket=bucket,
+                description=description or None,
+                history=history,
+                ttl=ttl_s,
+                storage=StorageType.FILE,
+                replicas=max(1, replicas),
+            )
+        )
+        log.info("kv bucket created", bucket=bucket, replicas=max(1, replicas))
+        return kv
+    have = info.config.num_replicas or 1
+    if replicas > have:
+        await js.update_stream(replace(info.config, num_replicas=replicas))
+        log.info("kv bucket changed", bucket=bucket, change=f"replicas {have} -> {replicas}")
+    elif replicas < have:
+        log.warning(
+            "kv bucket differs from the settings",
+            bucket=bucket,
+            drift=f"replicas: the bucket has {have}, the settings ask {replicas}; kept {have}",
+        )
+    return await js.key_value(bucket)

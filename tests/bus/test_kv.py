@@ -1,0 +1,63 @@
+"""KV buckets follow the stream's rule: created with the settings' replicas, raised, never lowered."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bus import StreamPolicy
+from bus.kv import ensure_kv
+from bus.server import EmbeddedServer, LocalCluster
+from tests.bus.test_stream import connect_when_ready
+
+
+async def test_a_bucket_is_created_once_and_keeps_its_values(nats_server: EmbeddedServer) -> None:
+    bus = await connect_when_ready(nats_server.url, StreamPolicy())
+    try:
+        kv = await ensure_kv(bus.js, "T_LEDGER", history=2)
+        await kv.put("alice", b"1")
+        again = await ensure_kv(bus.js, "T_LEDGER", history=2)
+        assert (await again.get("alice")).value == b"1"
+    finally:
+        await bus.close()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
+    c = LocalCluster(tmp_path / "cluster")
+    c.start()
+    yield c
+    c.stop()
+
+
+async def test_kv_replicas_are_raised_and_never_lowered(cluster: LocalCluster) -> None:
+    bus = await connect_when_ready(cluster.url, StreamPolicy())
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # the KV API answers once the meta leader is elected
+            try:
+                await ensure_kv(bus.js, "T_LEASES", replicas=1)
+                break
+            except Exception:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.5)
+        assert (await bus.js.stream_info("KV_T_LEASES")).config.num_replicas == 1
+        await ensure_kv(bus.js, "T_LEASES", replicas=3)
+        assert (await bus.js.stream_info("KV_T_LEASES")).config.num_replicas == 3
+        kv = await ensure_kv(bus.js, "T_LEASES", replicas=1)  # a default start: kept at 3
+        assert (await bus.js.stream_info("KV_T_LEASES")).config.num_replicas == 3
+        deadline = time.monotonic() + 30
+        while True:  # a bucket that was just scaled up elects its new leader first
+            try:
+                await kv.put("watcher", b"x")
+                break
+            except Exception:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.5)
+        assert (await kv.get("watcher")).value == b"x"
+    finally:
+        await bus.close()
