@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +78,9 @@ def _sigproc(header: dict[str, Any]) -> bytes:
 
     out = s("HEADER_START")
     for k, v in header.items():
-        out += s(k) + (s(v) if isinstance(v, str) else struct.pack("<d", v) if isinstance(v, float) else struct.pack("<i", v))
+        out += s(k) + (
+            s(v) if isinstance(v, str) else struct.pack("<d", v) if isinstance(v, float) else struct.pack("<i", v)
+        )
     return out + s("HEADER_END")
 
 
@@ -106,7 +109,7 @@ def bad_fil(rng: random.Random) -> bytes:
             lied["nchans"] = rng.choice([0, -1, 3, 1 << 24, 2**31 - 1])
         else:
             lied["nbits"] = rng.choice([0, 3, 7, 64, -8])
-        return _sigproc(lied) + raw[len(_sigproc(header)):]
+        return _sigproc(lied) + raw[len(_sigproc(header)) :]
     if kind == "header_only":
         return _sigproc(header)
     return rng.randbytes(rng.randrange(1, 4096))
@@ -162,6 +165,46 @@ def bad_hdf5(rng: random.Random, tmp: Path, good: bytes | None) -> bytes:
     return p.read_bytes()
 
 
+# -- schemathesis' verdict ----------------------------------------------------------------------
+#: schemathesis' last line: "===== 2 failures, 1 error, 3 warnings in 12.34s =====" (the counts it
+#: found; a zero count is left out), or "No issues found in ...", "Warnings fail the run in ...".
+_BANNER = re.compile(r"^=+ (?P<body>.+?) in \d+(?:\.\d+)?s =+$", re.MULTILINE)
+_COUNT = re.compile(r"(\d+) (failure|error|warning)s?\b")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    failures: int
+    warnings: int
+    text: str
+
+
+def schemathesis_verdict(stdout: str, returncode: int) -> Verdict:
+    """Failures as schemathesis itself counts them (its final banner), not its exit code.
+
+    The exit code is 1 for failures, but also for errors and for warnings a config marks
+    ``fail-on``; a warning (an operation that mostly rejected generated data, say) says the
+    fuzzing was weaker, not that the server broke a check, so it is counted apart. Errors (the
+    server unreachable, a response that is not HTTP) are failures. With no banner at all
+    (schemathesis crashed) a non-zero exit is a failure, with the tail of its output.
+    """
+    banners = list(_BANNER.finditer(stdout))
+    if not banners:
+        failed = 1 if returncode not in (0,) else 0
+        return Verdict(failed, 0, stdout[-3000:] if failed else "")
+    body = banners[-1].group("body")
+    counts = {"failure": 0, "error": 0, "warning": 0}
+    for number, kind in _COUNT.findall(body):
+        counts[kind] += int(number)
+    failures = counts["failure"] + counts["error"]
+    text = ""
+    if failures:  # schemathesis' own report: the FAILURES/ERRORS sections up to the summary
+        start = min((i for i in (stdout.find("= FAILURES ="), stdout.find("= ERRORS =")) if i >= 0), default=0)
+        end = stdout.find("= SUMMARY =")
+        text = stdout[max(0, stdout.rfind("\n", 0, start)) : end if end > start else None][-6000:]
+    return Verdict(failures, counts["warning"], text)
+
+
 # -- the run ------------------------------------------------------------------------------------
 class Fuzz:
     def __init__(self, minutes: float, seed: int, examples: int) -> None:
@@ -175,6 +218,7 @@ class Fuzz:
         self.url = f"http://127.0.0.1:{self.port}"
         self.cases = {"schemathesis": 0, "bad_files_api": 0, "bad_files_watcher": 0}
         self.failures: list[str] = []
+        self.warnings = 0
         self.http = requests.Session()
 
     def start(self) -> None:
@@ -216,8 +260,10 @@ class Fuzz:
         )  # fmt: skip
         m = re.search(r"(\d+) generated", run.stdout)
         self.cases["schemathesis"] += int(m.group(1)) if m else 0
-        if run.returncode != 0:
-            self.failures.append(f"schemathesis seed {self.seed + n} ({who}): {run.stdout[-3000:]}")
+        verdict = schemathesis_verdict(run.stdout, run.returncode)
+        self.warnings += verdict.warnings
+        if verdict.failures:
+            self.failures.append(f"schemathesis seed {self.seed + n} ({who}): {verdict.text}")
 
     def api_file(self, name: str, payload: bytes) -> None:
         h = {"x-api-key": self.keys["user"]}
@@ -276,9 +322,14 @@ class Fuzz:
     def run(self) -> dict[str, Any]:
         self.start()
         time.sleep(5)  # let the warm-ups settle before the first RSS reading
-        before = rss_by_process(self.proc.pid)
+        at_start = rss_by_process(self.proc.pid)
         started = time.monotonic()
-        n = 0
+        # The baseline is taken after a first round: its imports, caches, pool workers and the
+        # JetStream store's first blocks are warm-up, not growth.
+        self.schemathesis_round(0)
+        self.bad_files_round(0)
+        before = rss_by_process(self.proc.pid)
+        n = 1
         while time.monotonic() < self.deadline:
             self.schemathesis_round(n)
             if time.monotonic() < self.deadline:
@@ -298,6 +349,8 @@ class Fuzz:
             "cases": self.cases,
             "failures": len(self.failures),
             "failure_texts": self.failures[:20],
+            "schemathesis_warnings": self.warnings,
+            "rss_at_start_mb": {k: round(v / 2**20, 1) for k, v in at_start.items()},
             "rss_before_mb": {k: round(v / 2**20, 1) for k, v in before.items()},
             "rss_after_mb": {k: round(v / 2**20, 1) for k, v in after.items()},
             "rss_growth": growth,

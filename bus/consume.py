@@ -10,6 +10,14 @@ What happens to one message:
 * the handler runs long                -> ``in_progress`` every third of ``ack_wait``
 * it has failed ``max_deliveries`` times, or it cannot be decoded at all
                                         -> an ``ops.deadletter`` event, then ``term``
+* the handler raises :class:`Defer`    -> ``nak`` with the deferral's delay, NOT counted as a failure
+
+A deferral ("not now, someone else's turn": the searchers' fair share) is a nak too, and JetStream
+counts every delivery alike. So a consumer whose spec says ``defer_ledger`` keeps each message's
+deferrals in the ``DEFERRALS`` KV bucket (key ``<consumer>.<stream seq>``, shared by every
+instance, since the next delivery may go to another one); a message's *attempt* is its delivery
+count less its deferrals, and the attempt is what the delivery limit, the backoff and the
+handler's ``delivery()`` see.
 
 The delivery limit is enforced here rather than by the server's ``max_deliver``. The server, at its
 limit, silently stops delivering; we want a dead-letter event with the reason, and we also want to
@@ -27,6 +35,7 @@ import base64
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 import msgspec
@@ -36,8 +45,10 @@ import structlog
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.kv import KeyValue
 
 import logs
+from bus.kv import ensure_kv
 from bus.publish import publish
 from bus.stream import STREAM
 from schemas.base import Event
@@ -57,6 +68,26 @@ log = logs.get("bus.consume")
 
 Handler = Callable[[Event, Msg], Awaitable[None]]
 LAG_INTERVAL_S = 5.0
+#: the bucket of deferral counts, and how long a count outlives its last deferral (a deferred
+#: message can wait long behind busy workers; a forgotten count only costs it retries)
+DEFERRALS_BUCKET = "DEFERRALS"
+DEFERRALS_TTL_S = 7 * 24 * 3600.0
+#: deferral counts this process remembers itself (the oldest go first)
+LOCAL_DEFERRALS_KEPT = 10_000
+
+#: the message being handled: its attempt (deliveries less deferrals, 1 the first time) and its
+#: deferrals so far; set for the handler's task
+ATTEMPT: ContextVar[int] = ContextVar("attempt", default=1)
+DEFERRALS: ContextVar[int] = ContextVar("deferrals", default=0)
+
+
+class Defer(Exception):
+    """Raised by a handler: put this message back for ``delay_s`` without counting a failed delivery."""
+
+    def __init__(self, delay_s: float, reason: str = "") -> None:
+        super().__init__(reason or f"deferred {delay_s:g} s")
+        self.delay_s = delay_s
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -70,6 +101,9 @@ class ConsumerSpec:
     backoff_s: tuple[float, ...] = (1.0, 2.0, 5.0, 10.0, 30.0)
     deliver_new: bool = False
     producer: str = ""
+    #: keep deferral counts in the shared ``DEFERRALS`` bucket (else in this process only)
+    defer_ledger: bool = False
+    kv_replicas: int = 1
 
     def backoff(self, delivery: int) -> float:
         return self.backoff_s[min(delivery - 1, len(self.backoff_s) - 1)]
@@ -112,9 +146,23 @@ class Consumer:
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
         self._lag_task: asyncio.Task[None] | None = None
+        self._ledger: KeyValue | None = None
+        self._local_deferrals: dict[int, int] = {}
 
     async def start(self) -> None:
         await self._with_retry(lambda: ensure_consumer(self.js, self.spec))
+        if self.spec.defer_ledger:
+            ledger = await self._with_retry(
+                lambda: ensure_kv(
+                    self.js,
+                    DEFERRALS_BUCKET,
+                    replicas=self.spec.kv_replicas,
+                    ttl_s=DEFERRALS_TTL_S,
+                    description="deferrals per message, not counted as failed deliveries (bus.consume)",
+                )
+            )
+            assert isinstance(ledger, KeyValue)
+            self._ledger = ledger
         sub = await self._with_retry(lambda: self.js.pull_subscribe_bind(durable=self.spec.name, stream=STREAM))
         assert isinstance(sub, JetStreamContext.PullSubscription)
         self._sub = sub
@@ -176,10 +224,51 @@ class Consumer:
             with contextlib.suppress(Exception):
                 await msg.in_progress()
 
+    # -- deferrals ---------------------------------------------------------------------------------
+    def _ledger_key(self, seq: int) -> str:
+        return f"{self.spec.name}.{seq}"
+
+    async def _deferrals(self, seq: int, delivery: int) -> int:
+        """How many of this message's deliveries were deferrals (0 on a first delivery)."""
+        local = self._local_deferrals.get(seq, 0)
+        if delivery <= 1 or self._ledger is None:
+            return local
+        try:
+            entry = await self._ledger.get(self._ledger_key(seq))
+            return max(local, int(entry.value or b"0"))
+        except nats.js.errors.NotFoundError:  # never deferred, or its count expired
+            return local
+        except Exception as exc:  # the bucket unreachable: count what this process saw
+            log.warning("deferral count unavailable", seq=seq, error=f"{type(exc).__name__}: {exc}")
+            return local
+
+    async def _defer(self, msg: Msg, seq: int, deferrals: int, defer: Defer) -> None:
+        count = deferrals + 1
+        self._local_deferrals[seq] = count
+        while len(self._local_deferrals) > LOCAL_DEFERRALS_KEPT:  # those handled by other instances
+            del self._local_deferrals[next(iter(self._local_deferrals))]
+        if self._ledger is not None:
+            try:
+                await self._ledger.put(self._ledger_key(seq), str(count).encode())
+            except Exception as exc:  # then this deferral may count as a delivery elsewhere
+                log.warning("deferral not recorded", seq=seq, error=f"{type(exc).__name__}: {exc}")
+        log.debug("deferred", seq=seq, deferrals=count, delay_s=defer.delay_s, reason=defer.reason)
+        with contextlib.suppress(Exception):
+            await msg.nak(delay=defer.delay_s)
+
+    async def _forget(self, seq: int, deferrals: int) -> None:
+        """The message is done with (acked, terminated): drop its deferral count."""
+        if self._local_deferrals.pop(seq, None) is None and not deferrals:
+            return
+        if self._ledger is not None:
+            with contextlib.suppress(Exception):
+                await self._ledger.delete(self._ledger_key(seq))
+
     async def _handle(self, msg: Msg) -> None:
         md = msg.metadata
-        delivery = md.num_delivered
         seq = md.sequence.stream
+        deferrals = await self._deferrals(seq, md.num_delivered)
+        delivery = md.num_delivered - deferrals  # the attempt: deferrals are not failed deliveries
         try:
             event = decode(msg.data)
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
@@ -199,7 +288,10 @@ class Consumer:
                     f"delivered {delivery} times without an answer (handler crashed or exceeded ack_wait)",
                     event.correlation_id,
                 )
+                await self._forget(seq, deferrals)
                 return
+            ATTEMPT.set(delivery)
+            DEFERRALS.set(deferrals)
             self.stats.in_flight += 1
             keep_alive = asyncio.create_task(self._keep_alive(msg))
             started = time.perf_counter()
@@ -210,12 +302,16 @@ class Consumer:
             except asyncio.CancelledError:
                 outcome = "cancelled"
                 raise
+            except Defer as defer:
+                outcome = "deferred"
+                await self._defer(msg, seq, deferrals, defer)
             except Exception as exc:
                 self.stats.failed += 1
                 self.stats.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("handler failed", delivery=delivery, seq=seq)
                 if delivery >= self.spec.max_deliveries:
                     await self._dead_letter(msg, delivery, seq, self.stats.last_error, event.correlation_id)
+                    await self._forget(seq, deferrals)
                 else:
                     with contextlib.suppress(Exception):
                         await msg.nak(delay=self.spec.backoff(delivery))
@@ -226,6 +322,7 @@ class Consumer:
                 except Exception as exc:  # the event will come back; handlers are idempotent
                     log.warning("ack failed", error=str(exc))
                 log.debug("handled", seq=seq)
+                await self._forget(seq, deferrals)
             finally:
                 keep_alive.cancel()
                 self.stats.in_flight -= 1

@@ -46,6 +46,8 @@ from pathlib import Path
 from typing import ClassVar
 
 from actors.runtime import Actor
+from actors.searcher import fair_share
+from actors.searcher.claims import Claims
 from actors.searcher.filterbank import FilterbankError, check_decoded_size, open_filterbank
 from actors.searcher.pipeline import SearchResult, search_file, write_exports
 from actors.searcher.storage_io import (
@@ -56,9 +58,10 @@ from actors.searcher.storage_io import (
     result_prefix,
     write_outcome,
 )
+from bus.consume import DEFERRALS, Defer
 from schemas.base import Event
 from schemas.seti import ExportsWritten, JobCompleted, JobFailed, JobProgressed, JobSubmitted
-from storage import ObjectStorage, open_storage
+from storage import ObjectStorage, StorageUnavailable, open_storage
 
 PROGRESS_INTERVAL_S = 0.25
 #: Charging (README "Failed jobs and quotas"): the file the user sent was read and rejected, so it counts;
@@ -108,9 +111,22 @@ class SearcherActor(Actor):
     publishes: ClassVar[tuple[type[Event], ...]] = (JobProgressed, JobCompleted, JobFailed, ExportsWritten)
     #: one search at a time per process: each search already uses every core
     concurrency: ClassVar[int] = 1
+    #: a job may yield its turn to other users' (fair_share); deferrals are not failed deliveries
+    defers: ClassVar[bool] = True
 
     async def setup(self) -> None:
-        self.storage: ObjectStorage = open_storage(self.settings)
+        self.claims = await Claims.open(
+            self.bus.js,
+            replicas=self.settings.kv_replicas,
+            consumer=self.role,
+            instance=self.instance,
+            policy=fair_share.Policy(
+                max_running=self.settings.fair_share_running,
+                max_deferrals=self.settings.fair_share_max_deferrals,
+                delay_s=self.settings.fair_share_defer_s,
+            ),
+        )
+        self.storage: ObjectStorage = open_storage(self.settings, nc=self.bus.nc)
         self.work_dir = self.settings.data_dir / "searcher"
         self.work_dir.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
@@ -122,10 +138,17 @@ class SearcherActor(Actor):
                 self.log.warning(f"{what} failed", error=repr(outcome))
         self.log.info("searcher ready", warm_up_s=round(time.perf_counter() - started, 2))
 
-    # -- one job ---------------------------------------------------------------------------------
+    # -- whose turn (fair_share) -----------------------------------------------------------------
     async def handle(self, event: Event) -> None:
         assert isinstance(event, JobSubmitted)
-        job = event
+        delay = await self.claims.turn(event.user_id, event.job_id, DEFERRALS.get())
+        if delay is not None:  # this user has their share of searchers while other jobs wait
+            raise Defer(delay, f"user {event.user_id} has {self.claims.policy.max_running} job(s) running")
+        async with self.claims.hold(event.user_id, event.job_id):
+            await self._handle_job(event)
+
+    # -- one job ---------------------------------------------------------------------------------
+    async def _handle_job(self, job: JobSubmitted) -> None:
         outcome = await read_outcome(self.storage, job.user_id, job.job_id)
         if outcome is not None and (outcome.status == "failed" or outcome.exports_written):
             self.log.info("job already finished; redelivery ignored", job_id=job.job_id, status=outcome.status)
@@ -142,9 +165,10 @@ class SearcherActor(Actor):
             if outcome is not None or delivery < self.settings.max_deliveries:
                 raise  # retried by the runtime (and dead-lettered after the last delivery)
             self.log.exception("job failed on its last delivery", job_id=job.job_id, delivery=delivery)
+            what = "storage unavailable" if isinstance(exc, StorageUnavailable) else "internal error"
             await self._fail(
                 job,
-                f"internal error after {delivery} attempts: {type(exc).__name__}: {exc}. {SERVICE_NOT_CHARGED}",
+                f"{what} after {delivery} attempts: {type(exc).__name__}: {exc}. {SERVICE_NOT_CHARGED}",
                 charged=False,
             )
 

@@ -49,7 +49,7 @@ class CadenceActor(Actor):
     concurrency: ClassVar[int] = 4
 
     async def setup(self) -> None:
-        self.storage: ObjectStorage = open_storage(self.settings)
+        self.storage: ObjectStorage = open_storage(self.settings, nc=self.bus.nc)
         self.work_dir = self.settings.data_dir / "cadence"
         self.work_dir.mkdir(parents=True, exist_ok=True)
 
