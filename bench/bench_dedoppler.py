@@ -329,6 +329,25 @@ def main() -> None:
         )
         cp = subprocess.run([str(TS_PY), "-c", code, str(paths["dat"])], capture_output=True, text=True)
         print(f"\nour .dat read by turbo_seti.find_event.read_dat: {cp.stdout.strip() or cp.stderr[-500:]}")
+        theirs = OUT / f"ts_{args.sizes.split(',')[0]}" / (p.stem + ".dat")
+        if theirs.exists():
+            a, b = full_number_of_hits(paths["dat"]), full_number_of_hits(theirs)
+            same = sum(1 for k in b if a.get(k) == b[k])
+            worst = max((abs(a.get(k, 0) - b[k]) for k in b), default=0)
+            print(
+                f"Full_number_of_hits per coarse channel: the same in {same} of {len(b)}, "
+                f"largest difference {worst} (ours {sum(a.values())}, turboSETI {sum(b.values())} in all)"
+            )
+
+
+def full_number_of_hits(dat: Path) -> dict[int, int]:
+    """Coarse channel -> the .dat's Full_number_of_hits column (the same on every row of a coarse channel)."""
+    out: dict[int, int] = {}
+    for line in dat.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            cols = line.split("\t")
+            out[int(cols[10])] = int(cols[11])
+    return out
 
 
 if __name__ == "__main__":

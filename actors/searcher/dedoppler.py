@@ -372,6 +372,24 @@ def _dedoppler_best_kernel(data: FloatArray, n: int, dmax: int, tile: int, sub: 
     return best
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def _path_sum(data: FloatArray, offs_d: npt.NDArray[np.int64], i: int, sign: int, buf: FloatArray) -> float:
+    """The sum of one drift path from start column ``i``, over the channels ``i + sign * offs_d[t]``, in
+    the tree's own order (pairs of time steps, then pairs of pairs, ...), so it is bitwise the search
+    kernel's; ``buf`` (the padded number of time steps) is scratch. Off the data counts as zero."""
+    nt, nc = data.shape
+    n = buf.size
+    for t in range(n):
+        col = i + sign * offs_d[t]
+        buf[t] = data[t, col] if (t < nt and 0 <= col < nc) else np.float32(0.0)
+    m = 1
+    while m < n:
+        for g in range(0, n, 2 * m):
+            buf[g] = buf[g] + buf[g + m]
+        m *= 2
+    return buf[0]
+
+
 @nb.njit(parallel=True, cache=True, nogil=True)
 def _drifts_at_kernel(
     data: FloatArray, n: int, offs: npt.NDArray[np.int64], cols: npt.NDArray[np.int64]
@@ -380,7 +398,6 @@ def _drifts_at_kernel(
     ``offs[d]`` channels in the tree's own order (pairs of time steps, then pairs of pairs, …), so the
     sums are bitwise those of the search kernel.  Ties go to the positive sign, then to the smaller
     |d|."""
-    nt, nc = data.shape
     dmax = offs.shape[0] - 1
     vals = np.empty(cols.size, dtype=np.float32)
     drifts = np.empty(cols.size, dtype=np.int32)
@@ -391,21 +408,34 @@ def _drifts_at_kernel(
         bd = 0
         for sign in (1, -1):
             for d in range(dmax + 1):
-                for t in range(n):
-                    col = i + sign * offs[d, t]
-                    buf[t] = data[t, col] if (t < nt and 0 <= col < nc) else np.float32(0.0)
-                m = 1
-                while m < n:
-                    for g in range(0, n, 2 * m):
-                        buf[g] = buf[g] + buf[g + m]
-                    m *= 2
-                v = buf[0]
+                v = _path_sum(data, offs[d], i, sign, buf)
                 if v > bv:
                     bv = v
                     bd = sign * d
         vals[q] = bv
         drifts[q] = bd
     return vals, drifts
+
+
+@nb.njit(parallel=True, cache=True, nogil=True)
+def _count_above_kernel(
+    data: FloatArray, n: int, offs: npt.NDArray[np.int64], cols: npt.NDArray[np.int64], lim: float, twice_upto: int
+) -> npt.NDArray[np.int64]:
+    """For each start column, how many of its non-zero drift paths (both signs, ``1..dmax``) sum to more
+    than ``lim``; the sums are bitwise those of the search kernel (the same order as ``_drifts_at_kernel``).
+    A drift that is a multiple of ``n - 1`` up to ``twice_upto`` counts twice (see :func:`cells_above`)."""
+    dmax = offs.shape[0] - 1
+    counts = np.zeros(cols.size, dtype=np.int64)
+    for q in nb.prange(cols.size):
+        buf = np.empty(n, dtype=np.float32)
+        i = cols[q]
+        k = 0
+        for sign in (1, -1):
+            for d in range(1, dmax + 1):
+                if _path_sum(data, offs[d], i, sign, buf) > lim:
+                    k += 2 if (d % (n - 1) == 0 and d <= twice_upto) else 1
+        counts[q] = k
+    return counts
 
 
 @functools.lru_cache(maxsize=16)
@@ -463,6 +493,29 @@ def drifts_at(data: npt.NDArray[np.floating], dmax: int, cols: npt.ArrayLike) ->
     c = np.asarray(cols, dtype=np.int64).ravel()
     n = n_padded(x.shape[0])
     return _drifts_at_kernel(x, n, _offsets_table(n, int(dmax)), c)
+
+
+def cells_above(data: npt.NDArray[np.floating], dmax: int, lim: float, best: FloatArray | None = None) -> int:
+    """How many (start channel, drift) cells with a non-zero drift sum to more than ``lim``: turboSETI's
+    ``Full_number_of_hits``, to the count.
+
+    turboSETI's ``hitsearch`` counts every such cell and skips zero drift (its ``min_drift``). It walks
+    the drifts in blocks of ``tsteps`` rows that overlap by one (block ``b`` holds drifts
+    ``(tsteps - 1)·b … (tsteps - 1)·b + tsteps - 1``), so a drift on a block boundary, up to the last
+    block it searches (``max_drift // (resolution · tsteps)``), is searched and counted twice; this
+    count does the same, so the ``.dat`` column matches turboSETI's (checked in bench/bench_dedoppler.py).
+    Only channels whose best path exceeds ``lim`` can hold such a cell, so with ``best`` (from
+    :func:`dedoppler_best`) only those few are re-summed over every drift.
+    """
+    x = np.ascontiguousarray(data, dtype=np.float32)
+    if best is None:
+        best = dedoppler_best(x, dmax)
+    cols = np.flatnonzero(best > np.float32(lim)).astype(np.int64)
+    if cols.size == 0 or dmax < 1:
+        return 0
+    n = n_padded(x.shape[0])
+    twice_upto = (n - 1) * (int(dmax) // x.shape[0])
+    return int(_count_above_kernel(x, n, _offsets_table(n, int(dmax)), cols, float(lim), twice_upto).sum())
 
 
 def dedoppler_max(data: npt.NDArray[np.floating], dmax: int) -> tuple[FloatArray, IntArray]:

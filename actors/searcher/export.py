@@ -191,9 +191,7 @@ def dat_text(result: SearchResult, dat_name: str = "hits.dat") -> str:
     ]
     n = result.coarse_channel_size
     ncoarse = result.n_coarse_channels
-    per_coarse: dict[int, int] = {}
-    for hit in result.hits:
-        per_coarse[hit.coarse_channel] = per_coarse.get(hit.coarse_channel, 0) + 1
+    per_coarse = result.full_number_of_hits  # cells above the threshold, as turboSETI counts them
     info_desc = result.foff_mhz < 0
 
     # turboSETI order: file coarse channels in order, hits by index within each.

@@ -1,4 +1,4 @@
-"""Filterbank readers and writers: SIGPROC ``.fil`` and FBH5 ``.h5``.
+"""Filterbank readers: SIGPROC ``.fil`` and FBH5 ``.h5`` (the writers are in :mod:`.filterbank_writer`).
 
 Conventions
 -----------
@@ -43,15 +43,12 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
-    "FilWriter",
     "FilterbankError",
     "FilterbankInfo",
     "coarse_channel_size",
     "iter_coarse_channels",
     "open_filterbank",
     "read_window",
-    "write_fil",
-    "write_h5",
 ]
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -318,15 +315,20 @@ def _open_h5(path: Path) -> FilterbankInfo:
         f = h5py.File(path, "r")
     except OSError as exc:
         raise FilterbankError(f"truncated or corrupt HDF5 file: {exc}") from exc
+    # A corrupt file opens and then fails on its objects with h5py's KeyError, RuntimeError or
+    # OSError: bad input (the job fails at once), not a service error to retry.
     with f:
-        if "data" not in f:
-            raise FilterbankError("an .h5 without 'data': no FBH5 'data' dataset in the file")
-        ds = f["data"]
-        if not isinstance(ds, h5py.Dataset):
-            raise FilterbankError("an .h5 without 'data': 'data' is a group, not a dataset")
-        header = {str(k): _attr_value(v) for k, v in ds.attrs.items() if k != "DIMENSION_LABELS"}
-        shape = ds.shape
-        dt = ds.dtype
+        try:
+            if "data" not in f:
+                raise FilterbankError("an .h5 without 'data': no FBH5 'data' dataset in the file")
+            ds = f["data"]
+            if not isinstance(ds, h5py.Dataset):
+                raise FilterbankError("an .h5 without 'data': 'data' is a group, not a dataset")
+            header = {str(k): _attr_value(v) for k, v in ds.attrs.items() if k != "DIMENSION_LABELS"}
+            shape = ds.shape
+            dt = ds.dtype
+        except (KeyError, RuntimeError, OSError) as exc:
+            raise FilterbankError(f"truncated or corrupt HDF5 file: {exc}") from exc
     if len(shape) != 3:
         raise FilterbankError(f"FBH5 'data' must be 3-D (ntime, nifs, nchans), it is {len(shape)}-D {shape}")
     header.setdefault("nifs", shape[1])
@@ -448,11 +450,11 @@ class _Reader:
                         raise FilterbankError(f"truncated file: short read at time step {t}")
                     out[t] += np.frombuffer(buf, dtype=info.dtype)
         else:
-            ds = self._h5["data"]
             try:
+                ds = self._h5["data"]
                 for ifn in self.ifs:
                     out += np.asarray(ds[:, ifn, c0:c1], dtype=np.float32)
-            except OSError as exc:
+            except (KeyError, RuntimeError, OSError) as exc:
                 raise FilterbankError(f"truncated or corrupt HDF5 data: {exc}") from exc
         if info.dtype.kind == "f" and not np.isfinite(out).all():
             bad = np.argwhere(~np.isfinite(out))[0]
@@ -492,125 +494,3 @@ def read_window(info: FilterbankInfo, a0: int, a1: int, if_index: int | None = 0
     """Ascending channels [a0, a1) (clipped to the band) as float32 (ntime, n)."""
     with _Reader(info, if_index) as rd:
         return rd.read_asc(a0, a1)
-
-
-# --------------------------------------------------------------------------------------------- writing
-
-
-def _pack_string(s: str) -> bytes:
-    b = s.encode("ascii")
-    return struct.pack("<i", len(b)) + b
-
-
-def sigproc_header_bytes(header: Mapping[str, Any]) -> bytes:
-    """Serialise a header dict to SIGPROC bytes (keyword types implied by name)."""
-    out = [_pack_string("HEADER_START")]
-    for key, val in header.items():
-        if key in INT_KEYS:
-            out += [_pack_string(key), struct.pack("<i", int(val))]
-        elif key in DOUBLE_KEYS:
-            out += [_pack_string(key), struct.pack("<d", float(val))]
-        elif key in STRING_KEYS:
-            out += [_pack_string(key), _pack_string(str(val))]
-        elif key in BYTE_KEYS:
-            out += [_pack_string(key), struct.pack("<B", int(val))]
-        else:
-            raise ValueError(f"header keyword {key!r} is not a SIGPROC keyword")
-    out.append(_pack_string("HEADER_END"))
-    return b"".join(out)
-
-
-def _full_header(header: Mapping[str, Any], nchans: int, nifs: int, nbits: int) -> dict[str, Any]:
-    h: dict[str, Any] = {
-        "telescope_id": 6,
-        "machine_id": 10,
-        "data_type": 1,
-        "source_name": "SYNTHETIC",
-        "barycentric": 0,
-        "pulsarcentric": 0,
-        "src_raj": 0.0,
-        "src_dej": 0.0,
-        "az_start": 0.0,
-        "za_start": 0.0,
-        "tstart": 60000.0,
-    }
-    h.update(header)
-    h.update({"nchans": nchans, "nifs": nifs, "nbits": nbits})
-    for k in ("fch1", "foff", "tsamp"):
-        if k not in h:
-            raise ValueError(f"header needs {k!r}")
-    return h
-
-
-def _as_dtype(data: npt.NDArray[Any], nbits: int) -> npt.NDArray[Any]:
-    dt = _dtype_for(nbits, False)
-    if dt.kind == "f":
-        return np.asarray(data, dtype=dt)
-    info = np.iinfo(dt)
-    return np.clip(np.rint(data), info.min, info.max).astype(dt)
-
-
-class FilWriter:
-    """Streams a SIGPROC file spectrum by spectrum (the writer used for files too big for memory)."""
-
-    def __init__(self, path: str | os.PathLike[str], header: Mapping[str, Any], nchans: int,
-                 nifs: int = 1, nbits: int = 32) -> None:
-        self.nbits = nbits
-        self.nchans = nchans
-        self.nifs = nifs
-        self._fh = Path(path).open("wb")
-        self._fh.write(sigproc_header_bytes(_full_header(header, nchans, nifs, nbits)))
-
-    def write(self, spectra: npt.NDArray[Any]) -> None:
-        """Append spectra shaped (nt, nifs, nchans) or (nt, nchans) for nifs == 1, file channel order."""
-        arr = np.asarray(spectra)
-        if arr.ndim == 2:
-            arr = arr[:, None, :]
-        if arr.shape[1:] != (self.nifs, self.nchans):
-            raise ValueError(f"spectra shape {arr.shape} does not match nifs={self.nifs}, nchans={self.nchans}")
-        self._fh.write(np.ascontiguousarray(_as_dtype(arr, self.nbits)).tobytes())
-
-    def close(self) -> None:
-        self._fh.close()
-
-    def __enter__(self) -> FilWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def write_fil(path: str | os.PathLike[str], header: Mapping[str, Any], data: npt.NDArray[Any],
-              nbits: int = 32) -> Path:
-    """Write ``data`` (ntime, nifs, nchans) or (ntime, nchans), file channel order, as SIGPROC."""
-    arr = np.asarray(data)
-    if arr.ndim == 2:
-        arr = arr[:, None, :]
-    with FilWriter(path, header, nchans=arr.shape[2], nifs=arr.shape[1], nbits=nbits) as w:
-        w.write(arr)
-    return Path(path)
-
-
-def write_h5(path: str | os.PathLike[str], header: Mapping[str, Any], data: npt.NDArray[Any],
-             nbits: int = 32, compression: str | None = "bitshuffle") -> Path:
-    """Write an FBH5 file: dataset ``data`` (ntime, nifs, nchans) with the header as its attributes."""
-    import h5py
-    import hdf5plugin
-
-    arr = np.asarray(data)
-    if arr.ndim == 2:
-        arr = arr[:, None, :]
-    arr = _as_dtype(arr, nbits)
-    h = _full_header(header, arr.shape[2], arr.shape[1], nbits)
-    kwargs: dict[str, Any] = {}
-    if compression == "bitshuffle":
-        kwargs.update(hdf5plugin.Bitshuffle(nelems=0, cname="lz4"))
-        kwargs["chunks"] = (1, 1, min(arr.shape[2], 1 << 16))
-    with h5py.File(path, "w") as f:
-        f.attrs["CLASS"] = "FILTERBANK"
-        f.attrs["VERSION"] = "2.0"
-        ds = f.create_dataset("data", data=arr, **kwargs)
-        ds.attrs["DIMENSION_LABELS"] = np.array(["time", "feed_id", "frequency"], dtype=object)
-        for k, v in h.items():
-            ds.attrs[k] = v
-    return Path(path)

@@ -57,7 +57,7 @@ import numba as nb
 import numpy as np
 import numpy.typing as npt
 
-from .dedoppler import dedoppler_best, drifts_at, n_padded, taylor_path
+from .dedoppler import cells_above, dedoppler_best, drifts_at, n_padded, taylor_path
 
 __all__ = [
     "FALSE_ALARM_PER_TRIAL",
@@ -359,6 +359,8 @@ def search_coarse_channel(
     if not np.isfinite(std) or std <= 0:
         return [], stats
     best = dedoppler_best(data, dmax)
+    # turboSETI's Full_number_of_hits: every (channel, non-zero drift) cell above min_snr
+    stats["cells_above"] = float(cells_above(data, dmax, median + min_snr * std, best))
     # Candidates: local maxima of the tree SNR above the threshold, found among the few channels above it.
     thr = min_snr * TAYLOR_WORST_LOSS
     lim = median + thr * std

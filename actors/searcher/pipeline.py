@@ -208,6 +208,7 @@ def search_file(
                     cut_on=cut_on,
                 )
                 del data
+                result.full_number_of_hits[k] = int(stats.get("cells_above", 0))
                 if not stats["std"] > 0:
                     result.warnings.append(f"coarse channel {k} has no variance: not searched")
                 for h in found:

@@ -62,6 +62,9 @@ class SearchResult:
     processing_time_seconds: float = 0.0
     expected_false_hits: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    #: per coarse channel (counted in ascending frequency, as ``Hit.coarse_channel``): how many
+    #: (channel, non-zero drift) cells are above ``min_snr``, turboSETI's ``Full_number_of_hits``
+    full_number_of_hits: dict[int, int] = field(default_factory=dict)
 
     def file_channel(self, h: Hit) -> int:
         """The hit's channel in file order (``fch1`` is file channel 0), as turboSETI counts."""
@@ -97,6 +100,8 @@ class SearchResult:
             "n_coarse_channels": self.n_coarse_channels,
             "expected_false_hits_gaussian": self.expected_false_hits,
             "false_alarm_per_trial_gaussian": FALSE_ALARM_PER_TRIAL,
+            # turboSETI's Full_number_of_hits, per coarse channel in ascending frequency
+            "full_number_of_hits": [self.full_number_of_hits.get(k, 0) for k in range(self.n_coarse_channels)],
         }
 
     def to_results(self, top_n: int = 20) -> dict[str, Any]:

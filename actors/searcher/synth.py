@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from .filterbank import FilWriter, coarse_channel_size, write_h5
+from .filterbank import coarse_channel_size
+from .filterbank_writer import FilWriter, write_h5
 
 __all__ = ["TRIMMED_STD_FACTOR", "Tone", "make_filterbank", "tone_amplitude"]
 

@@ -15,10 +15,8 @@ from actors.searcher.filterbank import (
     iter_coarse_channels,
     open_filterbank,
     read_window,
-    sigproc_header_bytes,
-    write_fil,
-    write_h5,
 )
+from actors.searcher.filterbank_writer import sigproc_header_bytes, write_fil, write_h5
 
 HDR = {"fch1": 1400.0, "foff": -0.001, "tsamp": 1.0, "source_name": "T", "tstart": 60000.5,
        "src_raj": 123456.7, "src_dej": -123456.7, "refdm": 0.0, "period": 0.0, "rawdatafile": "x.raw"}

@@ -9,7 +9,7 @@ import pytest
 
 from actors.searcher.classify import rfi_band
 from actors.searcher.dedoppler import dedoppler_max, dedoppler_plane, n_padded, taylor_path
-from actors.searcher.filterbank import write_fil
+from actors.searcher.filterbank_writer import write_fil
 from actors.searcher.hits import expected_false_hits
 from actors.searcher.pipeline import search_file
 from actors.searcher.synth import Tone, make_filterbank
@@ -174,3 +174,35 @@ def test_classes(tmp_path: Path) -> None:
     assert all(cand.interestingness > h.interestingness for h in r.hits if h is not cand)
     counts = r.counts
     assert counts["raw_hits"] == 5 and counts["filtered_hits"] == 2 and counts["candidates"] == 1
+
+
+def test_full_number_of_hits_counts_cells_as_turboseti_does(tmp_path: Path) -> None:
+    """turboSETI's Full_number_of_hits: every (channel, non-zero drift) cell above the threshold, a drift
+    on a block boundary (a multiple of ntime - 1, up to max_drift // (resolution · ntime) blocks) twice.
+    Checked here against the full drift plane; bench/bench_dedoppler.py checks it against turboSETI."""
+    from actors.searcher.dedoppler import cells_above
+    from actors.searcher.export import dat_text
+    from actors.searcher.hits import _centre_and_integrate, blank_dc, comp_stats
+
+    nchans = 8192
+    tones = [Tone(FCH1 + FOFF * c, d, s) for c, d, s in ((900, 0.6, 40.0), (3000, -1.9, 60.0), (6000, 0.0, 30.0))]
+    path = make_filterbank(tmp_path / "t.fil", nchans=nchans, tones=tones, seed=3, coarse_size=nchans)
+    result = search_file(path, max_drift=2.5, min_snr=10.0)
+    dmax = result.dmax
+
+    from actors.searcher.filterbank import open_filterbank, read_window
+
+    data = np.ascontiguousarray(read_window(open_filterbank(path), 0, nchans), dtype=np.float32)
+    blank_dc(data, nchans - 1 - nchans // 2)  # as searched: a descending file's DC channel
+    med, std = comp_stats(_centre_and_integrate(data))
+    plane = dedoppler_plane(data, dmax)  # rows -dmax..dmax
+    lim = med + 10.0 * std
+    d = np.arange(-dmax, dmax + 1)
+    weight = np.where(d == 0, 0, 1) + ((np.abs(d) % 15 == 0) & (np.abs(d) > 0) & (np.abs(d) <= 15 * (dmax // 16)))
+    expected = int((weight[:, None] * (plane > lim)).sum())
+    assert expected > 50  # three strong tones light up many cells; the zero-drift one only off zero
+    assert expected > int(((d != 0)[:, None] * (plane > lim)).sum())  # block-boundary cells among them
+    assert cells_above(data, dmax, lim) == expected
+    assert result.full_number_of_hits == {0: expected}
+    rows = [line.split("\t") for line in dat_text(result, "t.dat").splitlines() if not line.startswith("#")]
+    assert rows and all(int(r[11]) == expected for r in rows)
