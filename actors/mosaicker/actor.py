@@ -36,8 +36,7 @@ from actors import outbox, pipeline_jobs
 from actors.mosaicker import commands, jobs
 from actors.mosaicker.linear import MosaicError, hourly_groups, mosaic_name
 from actors.runtime import Actor
-from actors.variability.measure import read_pointing
-from actors.variability.photometry import PhotometryError
+from astro.restored_image import ImageError, read_pointing
 from bus.request import CommandError, serve
 from schemas.base import Event, iso
 from schemas.dsa import ImageReady, MosaicReady, PipelineJobUpdated
@@ -189,7 +188,7 @@ class MosaickerActor(Actor):
                 str(self.settings.mosaic_dir),
                 name,
             )
-        except (MosaicError, PhotometryError, OSError) as exc:
+        except (MosaicError, ImageError, OSError) as exc:
             await self._finish(job_id, event.created_at, params, None, f"{type(exc).__name__}: {exc}")
             return
         ready = MosaicReady(

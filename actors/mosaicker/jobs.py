@@ -14,8 +14,8 @@ import numpy as np
 import numpy.typing as npt
 
 from actors.mosaicker.linear import Tile, linear_mosaic, write_mosaic
-from actors.variability.measure import read_pointing
 from astro.primary_beam import airy_beam, angular_separation
+from astro.restored_image import read_pointing
 
 FloatArray = npt.NDArray[np.float64]
 

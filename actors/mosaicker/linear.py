@@ -40,12 +40,8 @@ from astropy.wcs import WCS
 from astropy.wcs.utils import proj_plane_pixel_scales
 from scipy import ndimage
 
-from actors.variability.photometry import (
-    FitsImage,
-    RestoringBeam,
-    default_box_size,
-    estimate_noise,
-)
+from astro.noise_map import default_box_size, estimate_noise
+from astro.restored_image import FitsImage, RestoringBeam
 
 FloatArray = npt.NDArray[np.float64]
 # A vectorised primary-beam model: gain at (ra, dec) for a tile pointed at (ra0, dec0), degrees.

@@ -20,17 +20,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from astropy.io import fits
 
-from actors.variability.photometry import PhotometryError, measure_fits
+from actors.variability.photometry import measure_fits
 from astro.primary_beam import airy_beam, angular_separation, first_null_rad
+from astro.restored_image import REF_FREQ_HZ, Pointing, read_pointing
 
-REF_FREQ_HZ = 1.4e9
+__all__ = ["REF_FREQ_HZ", "AiryGain", "Pointing", "in_beam", "measure", "read_pointing"]
 #: sources where the primary-beam gain is below this are not measured ("inside the primary beam")
 MIN_PB_GAIN = 0.1
 
@@ -39,33 +38,6 @@ FloatArray = npt.NDArray[np.float64]
 
 #: beam centres sampled along the drift for the averaged gain (midpoint rule; the gain is smooth)
 DRIFT_SAMPLES = 9
-
-
-@dataclass(frozen=True, slots=True)
-class Pointing:
-    ra_deg: float
-    dec_deg: float
-    freq_hz: float
-    drift_ra_deg: float = 0.0  # RA the beam centre moved over the observation (DRIFTRA)
-
-
-def read_pointing(path: str | Path) -> Pointing:
-    """The phase centre and frequency of an image, from its header only (cheap)."""
-    try:
-        header = fits.getheader(path)
-    except (OSError, TypeError) as exc:
-        raise PhotometryError(f"{path}: not a readable FITS file ({exc})") from exc
-    ra = header.get("OBSRA", header.get("CRVAL1"))
-    dec = header.get("OBSDEC", header.get("CRVAL2"))
-    if ra is None or dec is None:
-        raise PhotometryError(f"{path}: header has no pointing (OBSRA/OBSDEC or CRVAL1/CRVAL2)")
-    freq = None
-    for axis in range(3, int(header.get("NAXIS", 0)) + 1):
-        if str(header.get(f"CTYPE{axis}", "")).upper().startswith("FREQ"):
-            freq = header.get(f"CRVAL{axis}")
-    if freq is None:
-        freq = header.get("RESTFRQ", REF_FREQ_HZ)
-    return Pointing(float(ra), float(dec), float(freq), float(header.get("DRIFTRA", 0.0)))
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,208 +47,30 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-from astropy.io import fits
-from astropy.wcs import WCS
+
+from astro.noise_map import NoiseMap, default_box_size, estimate_noise
+from astro.restored_image import FitsImage, ImageError, RestoringBeam
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 PrimaryBeam = Callable[[FloatArray, FloatArray], "npt.ArrayLike"]
 
 _FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
-_MAD_TO_SIGMA = 1.482602218505602
 
+#: reading and measuring fail alike: one error class, named here for the photometry's callers
+PhotometryError = ImageError
 
-class PhotometryError(ValueError):
-    """An input image or catalogue cannot be measured; the message names the problem."""
-
-
-@dataclass(frozen=True, slots=True)
-class RestoringBeam:
-    """The restoring beam: major and minor FWHM and position angle (east of north), in degrees."""
-
-    bmaj_deg: float
-    bmin_deg: float
-    bpa_deg: float
-
-    def __post_init__(self) -> None:
-        if not (self.bmaj_deg > 0 and self.bmin_deg > 0) or not math.isfinite(self.bpa_deg):
-            raise PhotometryError(
-                f"restoring beam must have positive BMAJ/BMIN and a finite BPA, got "
-                f"{self.bmaj_deg}, {self.bmin_deg}, {self.bpa_deg}"
-            )
-
-    @classmethod
-    def from_header(cls, header: fits.Header) -> RestoringBeam:
-        missing = [k for k in ("BMAJ", "BMIN") if k not in header]
-        if missing:
-            raise PhotometryError(f"FITS header has no restoring beam: keyword {missing[0]!r} is missing")
-        return cls(float(header["BMAJ"]), float(header["BMIN"]), float(header.get("BPA", 0.0)))
-
-    def to_header(self, header: fits.Header) -> None:
-        header["BMAJ"] = self.bmaj_deg
-        header["BMIN"] = self.bmin_deg
-        header["BPA"] = self.bpa_deg
-
-    def pixel_covariance(self, wcs: WCS) -> FloatArray:
-        """The beam's Gaussian covariance in pixel units (2 × 2, x then y).
-
-        The beam is defined on the sky in (east, north); the WCS's linear part at the reference
-        pixel (``pixel_scale_matrix``, degrees of intermediate world coordinate per pixel, whose
-        first axis increases to the east) maps pixel offsets onto those axes.
-        """
-        theta = math.radians(self.bpa_deg)
-        u_major = np.array([math.sin(theta), math.cos(theta)])  # (east, north)
-        u_minor = np.array([math.cos(theta), -math.sin(theta)])
-        s_maj = self.bmaj_deg * _FWHM_TO_SIGMA
-        s_min = self.bmin_deg * _FWHM_TO_SIGMA
-        cov_sky = s_maj**2 * np.outer(u_major, u_major) + s_min**2 * np.outer(u_minor, u_minor)
-        m = np.asarray(wcs.celestial.pixel_scale_matrix, dtype=np.float64)
-        m_inv = np.linalg.inv(m)
-        cov_pix: FloatArray = m_inv @ cov_sky @ m_inv.T
-        return cov_pix
-
-
-@dataclass(frozen=True, slots=True)
-class FitsImage:
-    """A 2-D restored image (Jy/beam) with its celestial WCS and restoring beam."""
-
-    data: npt.NDArray[np.floating]
-    wcs: WCS
-    beam: RestoringBeam
-    header: fits.Header
-
-    @classmethod
-    def load(cls, path: str | Path) -> FitsImage:
-        """Read a FITS image; degenerate frequency/Stokes axes (CASA, wsclean) are dropped."""
-        try:
-            with fits.open(path, memmap=False) as hdul:
-                hdu = hdul[0]
-                header = hdu.header.copy()
-                data = hdu.data
-        except (OSError, TypeError) as exc:
-            raise PhotometryError(f"{path}: not a readable FITS file ({exc})") from exc
-        if data is None:
-            raise PhotometryError(f"{path}: primary HDU has no data")
-        data = np.asarray(data)
-        while data.ndim > 2 and data.shape[0] == 1:
-            data = data[0]
-        if data.ndim != 2:
-            raise PhotometryError(f"{path}: expected a 2-D image, data has shape {data.shape}")
-        wcs = WCS(header).celestial
-        if wcs.naxis != 2:
-            raise PhotometryError(f"{path}: header has no celestial WCS")
-        if not np.issubdtype(data.dtype, np.floating):
-            data = data.astype(np.float32)
-        return cls(data=data, wcs=wcs, beam=RestoringBeam.from_header(header), header=header)
-
-
-@dataclass(frozen=True, slots=True)
-class NoiseMap:
-    """Median background and robust rms on a coarse grid of boxes, interpolated on demand."""
-
-    background: FloatArray  # (ny_boxes, nx_boxes)
-    rms: FloatArray
-    y_centres: FloatArray  # pixel coordinate of each box centre
-    x_centres: FloatArray
-    shape: tuple[int, int]
-
-    def at(self, x: FloatArray, y: FloatArray) -> tuple[FloatArray, FloatArray]:
-        """Bilinear interpolation of (background, rms) at pixel positions (0-based)."""
-        return _bilinear(self.background, self.y_centres, self.x_centres, x, y), _bilinear(
-            self.rms, self.y_centres, self.x_centres, x, y
-        )
-
-    def full(self) -> tuple[FloatArray, FloatArray]:
-        """The maps at every pixel of the image (memory: two float64 images)."""
-        ny, nx = self.shape
-        yy, xx = np.meshgrid(np.arange(ny, dtype=np.float64), np.arange(nx, dtype=np.float64), indexing="ij")
-        b, r = self.at(xx.ravel(), yy.ravel())
-        return b.reshape(ny, nx), r.reshape(ny, nx)
-
-    @property
-    def median_rms(self) -> float:
-        finite = self.rms[np.isfinite(self.rms)]
-        return float(np.median(finite)) if finite.size else float("nan")
-
-
-def _bilinear(grid: FloatArray, yc: FloatArray, xc: FloatArray, x: FloatArray, y: FloatArray) -> FloatArray:
-    def frac_index(c: FloatArray, v: FloatArray) -> tuple[npt.NDArray[np.intp], FloatArray]:
-        if c.size == 1:
-            return np.zeros(v.shape, dtype=np.intp), np.zeros(v.shape)
-        v = np.clip(v, c[0], c[-1])
-        i = np.clip(np.searchsorted(c, v, side="right") - 1, 0, c.size - 2)
-        t = (v - c[i]) / (c[i + 1] - c[i])
-        return i, t
-
-    iy, ty = frac_index(yc, np.asarray(y, dtype=np.float64))
-    ix, tx = frac_index(xc, np.asarray(x, dtype=np.float64))
-    iy1 = np.minimum(iy + 1, yc.size - 1)
-    ix1 = np.minimum(ix + 1, xc.size - 1)
-    out: FloatArray = (
-        grid[iy, ix] * (1 - ty) * (1 - tx)
-        + grid[iy, ix1] * (1 - ty) * tx
-        + grid[iy1, ix] * ty * (1 - tx)
-        + grid[iy1, ix1] * ty * tx
-    )
-    return out
-
-
-def default_box_size(beam_cov_pix: FloatArray, shape: tuple[int, int]) -> int:
-    """About 30 beam FWHM on a side (≥ 64 pixels), so a box holds ~ 1000 independent beams."""
-    fwhm_pix = math.sqrt(float(np.max(np.linalg.eigvalsh(beam_cov_pix)))) / _FWHM_TO_SIGMA
-    return int(min(max(64, round(30 * fwhm_pix)), max(shape)))
-
-
-def estimate_noise(data: npt.ArrayLike, box: int, *, stride: int = 2, clip: float = 3.0) -> NoiseMap:
-    """Median background and 1.4826 × MAD rms in ``box`` × ``box`` pixel boxes.
-
-    Every ``stride``-th pixel along each axis is used: neighbouring pixels are correlated over a
-    beam, so skipping them loses little information and saves most of the cost. NaN pixels
-    (blanked or outside the projection) are ignored; a box with too few finite pixels gets NaN.
-    ``clip`` > 0 re-estimates both after dropping pixels more than ``clip`` rms from the median.
-    """
-    img = np.asarray(data)
-    if img.ndim != 2:
-        raise PhotometryError(f"noise map needs a 2-D image, got shape {img.shape}")
-    if box < 4:
-        raise PhotometryError(f"noise box must be at least 4 pixels, got {box}")
-    ny, nx = img.shape
-    nby, nbx = max(1, round(ny / box)), max(1, round(nx / box))
-    ye = np.linspace(0, ny, nby + 1).astype(int)
-    xe = np.linspace(0, nx, nbx + 1).astype(int)
-    bkg = np.full((nby, nbx), np.nan)
-    rms = np.full((nby, nbx), np.nan)
-    for j in range(nby):
-        band = img[ye[j] : ye[j + 1] : stride]
-        for i in range(nbx):
-            v = band[:, xe[i] : xe[i + 1] : stride].ravel()
-            if not np.isfinite(v).all():
-                v = v[np.isfinite(v)]
-            if v.size < 16:
-                continue
-            med = np.median(v)
-            sd = _MAD_TO_SIGMA * np.median(np.abs(v - med))
-            if clip > 0 and sd > 0:
-                # One symmetric clip removes the wings sources put on the distribution (which
-                # bias the median up in a crowded field) but leaves a Gaussian's median and MAD.
-                v = v[np.abs(v - med) < clip * sd]
-                med = np.median(v)
-                sd = _MAD_TO_SIGMA * np.median(np.abs(v - med))
-            bkg[j, i] = med
-            rms[j, i] = sd
-    # A box lost to blanking borrows the median of the valid boxes rather than poisoning the
-    # interpolation of its neighbours.
-    for grid in (bkg, rms):
-        bad = ~np.isfinite(grid)
-        if bad.any() and (~bad).any():
-            grid[bad] = np.median(grid[~bad])
-    return NoiseMap(
-        background=bkg,
-        rms=rms,
-        y_centres=(ye[:-1] + ye[1:] - 1) / 2.0,
-        x_centres=(xe[:-1] + xe[1:] - 1) / 2.0,
-        shape=(ny, nx),
-    )
+__all__ = [
+    "FitsImage",
+    "ForcedPhotometry",
+    "NoiseMap",
+    "PhotometryError",
+    "RestoringBeam",
+    "default_box_size",
+    "estimate_noise",
+    "forced_photometry",
+    "measure_fits",
+]
 
 
 @dataclass(frozen=True, slots=True)
