@@ -8,8 +8,10 @@ is how a cluster loses redundancy; an operator's higher value is kept and logged
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 
+import nats.errors
 import nats.js.errors
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
@@ -18,6 +20,9 @@ from nats.js.kv import KeyValue
 import logs
 
 log = logs.get("bus.kv")
+
+#: seconds start-up keeps trying to create a bucket that another process is creating at the same time
+CREATE_WINDOW_S = 30.0
 
 
 async def ensure_kv(
@@ -31,19 +36,39 @@ async def ensure_kv(
 ) -> KeyValue:
     """The bucket ``bucket``, created if missing, its replicas raised (never lowered) to ``replicas``."""
     stream = f"KV_{bucket}"
-    try:
-        info = await js.stream_info(stream)
-    except nats.js.errors.NotFoundError:
-        kv = await js.create_key_value(
-            KeyValueConfig(
-                bucket=bucket,
-                description=description or None,
-                history=history,
-                ttl=ttl_s,
-                storage=StorageType.FILE,
-                replicas=max(1, replicas),
+    deadline = asyncio.get_running_loop().time() + CREATE_WINDOW_S
+    while True:
+        try:
+            info = await js.stream_info(stream)
+            break
+        except nats.js.errors.NotFoundError:
+            pass
+        try:
+            kv = await js.create_key_value(
+                KeyValueConfig(
+                    bucket=bucket,
+                    description=description or None,
+                    history=history,
+                    ttl=ttl_s,
+                    storage=StorageType.FILE,
+                    replicas=max(1, replicas),
+                )
             )
-        )
+        except (
+            nats.js.errors.BadRequestError,
+            nats.js.errors.ServiceUnavailableError,
+            nats.errors.TimeoutError,
+        ) as exc:
+            # Another process created it a moment ago with other settings ("already in use"), or a
+            # new cluster's meta leader is still being elected: look again rather than fail the
+            # start-up of a second keeper started at the same instant as the first.
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            log.info(
+                "kv bucket being created elsewhere or cluster not ready; looking again", bucket=bucket, error=repr(exc)
+            )
+            await asyncio.sleep(0.25)
+            continue
         log.info("kv bucket created", bucket=bucket, replicas=max(1, replicas))
         return kv
     have = info.config.num_replicas or 1

@@ -61,3 +61,20 @@ async def test_kv_replicas_are_raised_and_never_lowered(cluster: LocalCluster) -
         assert (await kv.get("watcher")).value == b"x"
     finally:
         await bus.close()
+
+
+async def test_keepers_starting_at_once_on_a_fresh_cluster_all_get_the_bucket(cluster: LocalCluster) -> None:
+    """Several processes creating the same R3 bucket at the same instant (two quota keepers started
+    together): every one gets the bucket, none fails its start-up on the other's create."""
+    buses = [await connect_when_ready(cluster.url, StreamPolicy()) for _ in range(4)]
+    try:
+        kvs = await asyncio.wait_for(
+            asyncio.gather(*(ensure_kv(b.js, "T_RACE", replicas=3) for b in buses)), timeout=60
+        )
+        await kvs[0].put("u", b"1")
+        for kv in kvs:
+            assert (await kv.get("u")).value == b"1"
+        assert (await buses[0].js.stream_info("KV_T_RACE")).config.num_replicas == 3
+    finally:
+        for b in buses:
+            await b.close()

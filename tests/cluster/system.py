@@ -118,7 +118,13 @@ class System:
             live = [a for a in body["actors"] if a["role"] == role and a["alive"]]
             if len(live) >= count:
                 return
-            assert time.monotonic() < deadline, f"{role}: {len(live)} of {count} live"
+            if time.monotonic() >= deadline:  # say why: each instance's last log lines
+                tails = "\n".join(
+                    f"--- {r.log.name}\n{r.log.read_text(errors='replace')[-2000:]}"
+                    for r in self.roles
+                    if r.name == role
+                )
+                raise AssertionError(f"{role}: {len(live)} of {count} live\n{tails}")
             await asyncio.sleep(0.3)
 
     async def user(self, tier: str = "researcher") -> ApiUser:
