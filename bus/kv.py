@@ -34,7 +34,8 @@ async def ensure_kv(
     ttl_s: float | None = None,
     description: str = "",
 ) -> KeyValue:
-    """The bucket ``bucket``, created if missing, its replicas raised (never lowered) to ``replicas``."""
+    """The bucket ``bucket``, created if missing, its replicas raised (never lowered) to ``replicas``,
+    returned once it can take writes (its stream has a leader)."""
     stream = f"KV_{bucket}"
     deadline = asyncio.get_running_loop().time() + CREATE_WINDOW_S
     while True:
@@ -43,8 +44,15 @@ async def ensure_kv(
             break
         except nats.js.errors.NotFoundError:
             pass
+        except (nats.errors.TimeoutError, nats.js.errors.ServiceUnavailableError) as exc:
+            # a fresh cluster still electing its meta leader, or busy creating this very bucket
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            log.info("jetstream not answering yet; looking again", bucket=bucket, error=repr(exc))
+            await asyncio.sleep(0.25)
+            continue
         try:
-            kv = await js.create_key_value(
+            await js.create_key_value(
                 KeyValueConfig(
                     bucket=bucket,
                     description=description or None,
@@ -70,7 +78,8 @@ async def ensure_kv(
             await asyncio.sleep(0.25)
             continue
         log.info("kv bucket created", bucket=bucket, replicas=max(1, replicas))
-        return kv
+        await _until_led(js, stream, deadline)
+        return await js.key_value(bucket)
     have = info.config.num_replicas or 1
     if replicas > have:
         await js.update_stream(replace(info.config, num_replicas=replicas))
@@ -81,4 +90,21 @@ async def ensure_kv(
             bucket=bucket,
             drift=f"replicas: the bucket has {have}, the settings ask {replicas}; kept {have}",
         )
+    await _until_led(js, stream, deadline)
     return await js.key_value(bucket)
+
+
+async def _until_led(js: JetStreamContext, stream: str, deadline: float) -> None:
+    """Wait until the bucket's stream has a leader. A replicated stream just created (or scaled up)
+    elects its leader a moment after the create returns; a write before that finds no responder
+    ("nats: no response from stream"), which failed the first write of a quota keeper started on a
+    fresh cluster. After ``deadline`` the bucket is returned anyway: the caller's writes retry."""
+    while asyncio.get_running_loop().time() < deadline:
+        try:
+            info = await js.stream_info(stream)
+        except (nats.errors.TimeoutError, nats.js.errors.ServiceUnavailableError):
+            info = None
+        if info is not None and (info.cluster is None or info.cluster.leader):
+            return
+        await asyncio.sleep(0.1)
+    log.warning("kv bucket has no leader yet; going on", stream=stream)
