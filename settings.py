@@ -210,7 +210,7 @@ class Settings:
         ),
     )
     cal_error_frac: float = field(
-        default=0.01,
+        default=0.003,
         metadata=_meta(
             "OBS_CAL_ERROR_FRAC",
             "--cal-error-frac",
