@@ -209,6 +209,15 @@ class Settings:
             "OBS_ESE_PRESET", "--ese-preset", "ESE detection preset: conservative (6σ), moderate (5σ), sensitive (4σ)"
         ),
     )
+    cal_error_frac: float = field(
+        default=0.003,
+        metadata=_meta(
+            "OBS_CAL_ERROR_FRAC",
+            "--cal-error-frac",
+            "fractional epoch-to-epoch flux-scale error added in quadrature to the thermal error for the "
+            "light-curve statistics and the ESE test (measured: actors/variability/errors.py)",
+        ),
+    )
     alert_summary_s: float = field(
         default=600.0,
         metadata=_meta(

@@ -106,6 +106,19 @@ class FitsImage:
             data = data.astype(np.float32)
         return cls(data=data, wcs=wcs, beam=RestoringBeam.from_header(header), header=header)
 
+    @property
+    def thermal_noise_jy(self) -> float | None:
+        """The thermal noise the imager expected (``THNOISE``, Jy/beam), or None if not written.
+
+        Images from other imagers (CASA, WSClean) and the tests' synthetic images have none.
+        """
+        value = self.header.get("THNOISE")
+        try:
+            noise = float(value) if value is not None else math.nan
+        except (TypeError, ValueError):
+            return None
+        return noise if math.isfinite(noise) and noise > 0 else None
+
 
 @dataclass(frozen=True, slots=True)
 class Pointing:

@@ -160,6 +160,9 @@ class SourceMeasured(Event, frozen=True, tag="dsa.source.measured"):
     eta: list[float | None] = []
     v: list[float | None] = []
     sigma_deviation: list[float] = []
+    #: the absolute-flux error (local rms: thermal noise, sidelobes, confusion); ``error_jy`` is the
+    #: smaller epoch-to-epoch error that χ²ν, η, V and the ESE test use (actors/variability/errors.py)
+    abs_error_jy: list[float] = []
 
 
 class EseCandidateUpdated(Event, frozen=True, tag="dsa.ese.updated"):

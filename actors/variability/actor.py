@@ -4,7 +4,10 @@ On ``dsa.image.ready``:
 
 1. read the image's pointing from its header, pick the reference-catalogue sources inside the
    primary beam (gain ≥ 0.1), and measure them (``measure.measure`` in the process pool:
-   Condon-style forced photometry, corrected for the Airy primary beam);
+   Condon-style forced photometry, corrected for the Airy primary beam), each with two errors:
+   the epoch-to-epoch error that the statistics and the ESE test use (``errors.epoch_error``:
+   thermal noise plus a fractional flux-scale term, ``--cal-error-frac``) and the absolute-flux
+   error from the local rms (``abs_error_jy`` in the event);
 2. for each measured source, in one transaction of the actor's own SQLite state
    (``DATA/variability/state.sqlite``): test the measurement against the statistics from *before*
    it (``ese.evaluate``), step the source's candidate (``ese.step``), fold the measurement into
@@ -132,9 +135,18 @@ class VariabilityActor(Actor):
         cat = self.catalogue
         pointing = await self.run_thread(measure.read_pointing, event.path)
         idx = await self.run_thread(measure.in_beam, cat.ra, cat.dec, pointing)
-        flux, err, snr, valid = await self.run_cpu(measure.measure, event.path, cat.ra[idx], cat.dec[idx], pointing)
+        m = await self.run_cpu(
+            measure.measure,
+            event.path,
+            cat.ra[idx],
+            cat.dec[idx],
+            pointing,
+            measure.MIN_PB_GAIN,
+            self.settings.cal_error_frac,
+        )
+        valid = m.valid
         chosen = idx[valid]
-        flux, err, snr = flux[valid], err[valid], snr[valid]
+        flux, err, snr, abs_err = m.flux_jy[valid], m.err_jy[valid], m.snr[valid], m.abs_err_jy[valid]
         names = [cat.names[i] for i in chosen]
         at = mjd_to_datetime(event.mjd)
         self.log.info("measured", image=event.path, in_beam=int(idx.size), measured=len(names))
@@ -165,7 +177,16 @@ class VariabilityActor(Actor):
                 if upd.changed and upd.candidate is not None:
                     events.extend(await self._save_candidate(cand_id, upd, event))
                 out.add(
-                    name, f, e, s, float(cat.ra[i]), float(cat.dec[i]), float(cat.flux[i]), float(cat.alpha[i]), after
+                    name,
+                    f,
+                    e,
+                    s,
+                    float(cat.ra[i]),
+                    float(cat.dec[i]),
+                    float(cat.flux[i]),
+                    float(cat.alpha[i]),
+                    after,
+                    abs_err=float(abs_err[k]),
                 )
             await self.db.execute("INSERT INTO images VALUES (?, ?, ?)", (event.path, event.mjd, len(names)))
             for measured in out.events(event):
@@ -297,6 +318,7 @@ class SourceMeasuredRows:
                 "eta",
                 "v",
                 "sigma_deviation",
+                "abs_error_jy",
             )
         }
 
@@ -311,6 +333,8 @@ class SourceMeasuredRows:
         cat_flux: float,
         alpha: float,
         s: st.SourceStats,
+        *,
+        abs_err: float,
     ) -> None:
         c = self.cols
         c["source_ids"].append(name)
@@ -328,6 +352,7 @@ class SourceMeasuredRows:
         c["eta"].append(_clean(s.eta))
         c["v"].append(_clean(s.v))
         c["sigma_deviation"].append(s.sigma_deviation)
+        c["abs_error_jy"].append(abs_err)
 
     def events(self, image: ImageReady, per_event: int = 2000) -> list[SourceMeasured]:
         """One event per image; split in parts of ``per_event`` sources only for a huge catalogue

@@ -14,7 +14,8 @@ So each new measurement is compared with the statistics of the epochs *before* i
 
     dev = (F − F̄_base) / sqrt(σ_int² + σ_F² + max(s_base², ⟨σ²⟩_base)/n_base [+ (f_sys F̄_base)²])
 
-``σ_F`` is this measurement's error, ``s_base`` the baseline scatter, ``⟨σ²⟩_base`` the baseline
+``σ_F`` is this measurement's epoch-to-epoch error (:mod:`actors.variability.errors`: thermal noise
+and flux scale, not the repeating sidelobes), ``s_base`` the baseline scatter, ``⟨σ²⟩_base`` the baseline
 epochs' mean squared error, ``σ_int² = max(0, s_base² − ⟨σ²⟩_base)`` the scatter those errors do not
 explain, and the third term the uncertainty of the baseline mean. For a constant source with honest
 errors ``dev`` is close to a unit normal, so 5σ keeps its usual meaning (about 6 × 10⁻⁷ per

@@ -14,22 +14,26 @@ flux averaged over that drift. The primary-beam correction is therefore the Airy
 over the beam centres of the observation, not the gain at the phase centre (that read fluxes ~4 %
 low near the centre and more toward the east and west edges). Headers without DRIFTRA are treated
 as a fixed pointing.
+
+:func:`measure` returns two errors per source (see :mod:`actors.variability.errors`): the
+epoch-to-epoch error the light-curve statistics use, and the absolute-flux error.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
+from actors.variability.errors import DEFAULT_CAL_FRAC, epoch_error
 from actors.variability.photometry import measure_fits
 from astro.primary_beam import airy_beam, angular_separation, first_null_rad
 from astro.restored_image import REF_FREQ_HZ, Pointing, read_pointing
 
-__all__ = ["REF_FREQ_HZ", "AiryGain", "Pointing", "in_beam", "measure", "read_pointing"]
+__all__ = ["REF_FREQ_HZ", "AiryGain", "Measured", "Pointing", "in_beam", "measure", "read_pointing"]
 #: sources where the primary-beam gain is below this are not measured ("inside the primary beam")
 MIN_PB_GAIN = 0.1
 
@@ -84,10 +88,32 @@ def in_beam(ra_deg: FloatArray, dec_deg: FloatArray, pointing: Pointing, min_gai
     return near[(gain >= min_gain) & (sep < first_null)]
 
 
+class Measured(NamedTuple):
+    """One image's photometry, aligned with the input positions, primary-beam corrected.
+
+    ``err_jy`` is the epoch-to-epoch error (for χ²ν, η, V and the ESE test); ``abs_err_jy`` the
+    absolute-flux error from the local rms; ``snr`` is the detection significance against the
+    local rms (sidelobes and confusion included).
+    """
+
+    flux_jy: FloatArray
+    err_jy: FloatArray
+    snr: FloatArray
+    valid: npt.NDArray[np.bool_]
+    abs_err_jy: FloatArray
+
+
 def measure(
-    path: str, ra_deg: FloatArray, dec_deg: FloatArray, pointing: Pointing, min_gain: float = MIN_PB_GAIN
-) -> tuple[FloatArray, FloatArray, FloatArray, npt.NDArray[np.bool_]]:
-    """Forced photometry, primary-beam corrected: (flux_jy, err_jy, snr, valid), aligned with input."""
+    path: str,
+    ra_deg: FloatArray,
+    dec_deg: FloatArray,
+    pointing: Pointing,
+    min_gain: float = MIN_PB_GAIN,
+    cal_frac: float = DEFAULT_CAL_FRAC,
+) -> Measured:
+    """Forced photometry, primary-beam corrected, with the epoch error of :func:`epoch_error`."""
     res = measure_fits(path, ra_deg, dec_deg, beam=AiryGain.of(pointing), min_pb_gain=min_gain)
-    valid = res.valid & np.isfinite(res.flux_jy) & np.isfinite(res.err_jy) & (res.err_jy > 0)
-    return res.flux_jy, res.err_jy, res.snr, valid
+    err = epoch_error(res.flux_jy, res.err_jy, res.thermal_err_jy, cal_frac)
+    with np.errstate(invalid="ignore"):
+        valid = res.valid & np.isfinite(res.flux_jy) & np.isfinite(res.err_jy) & (res.err_jy > 0) & (err > 0)
+    return Measured(res.flux_jy, err, res.snr, valid, res.err_jy)

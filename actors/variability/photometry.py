@@ -29,7 +29,18 @@ background in boxes of a few tens of beams, computed once per image (:func:`esti
 and interpolated bilinearly to each position. It is taken constant across a stamp (the boxes
 are much larger than a stamp), so per-pixel weights would cancel from ``A`` anyway.
 
-Finally the flux and its error are divided by the primary-beam gain at the position, from any
+Two errors, because two questions are asked of a flux. ``err_jy`` (from the local rms) is the
+uncertainty of the *absolute* flux: everything in the image that is not the source, including
+the sidelobes of bright sources and confusion, which an astronomer comparing with another survey
+must allow for. ``thermal_err_jy`` is the same propagation with ``σ`` the image's thermal noise
+(``THNOISE``, from the radiometer equation, which the imager writes), when the header has it:
+the part of the noise that is new in every epoch. The sidelobes of a drift-scan tile's bright
+sources repeat from one sidereal day to the next (same sky, same uv coverage), so they shift a
+source's flux by the same amount each epoch and do not scatter its light curve; using the local
+rms for the light-curve statistics made constant sources' χ²ν ~ 0.2-0.3 (issue 11).
+:mod:`actors.variability.errors` builds the epoch-to-epoch error from ``thermal_err_jy``.
+
+Finally the flux and its errors are divided by the primary-beam gain at the position, from any
 vectorised callable ``beam(ra_deg, dec_deg) -> gain``; positions where the gain is below a cut
 are not measured ("inside the primary beam").
 
@@ -79,7 +90,10 @@ class ForcedPhotometry:
 
     ``valid`` is False where nothing was measured (outside the image, stamp off the edge or
     blanked, primary-beam gain below the cut); those entries hold NaN.
-    ``flux_jy``/``err_jy`` are primary-beam corrected; ``peak_jy`` is the apparent amplitude.
+    ``flux_jy``, ``err_jy`` and ``thermal_err_jy`` are primary-beam corrected; ``peak_jy`` is the
+    apparent amplitude. ``err_jy`` propagates the local rms (the absolute-flux uncertainty);
+    ``thermal_err_jy`` propagates the image's thermal noise (NaN everywhere when it is not known),
+    see the module docstring for which to use when.
     """
 
     flux_jy: FloatArray
@@ -91,6 +105,7 @@ class ForcedPhotometry:
     x: FloatArray
     y: FloatArray
     valid: BoolArray
+    thermal_err_jy: FloatArray
 
     def __len__(self) -> int:
         return int(self.valid.size)
@@ -105,6 +120,7 @@ def forced_photometry(
     min_pb_gain: float = 0.1,
     noise: NoiseMap | None = None,
     stamp_fwhm: float = 1.5,
+    thermal_noise_jy: float | None = None,
 ) -> ForcedPhotometry:
     """Fit the restoring beam's amplitude at each (ra, dec) and correct it for the primary beam.
 
@@ -112,6 +128,8 @@ def forced_photometry(
     positions where it is below ``min_pb_gain`` are skipped. ``noise`` is the image's
     :class:`NoiseMap` if already computed (compute it once per image and pass it for repeated
     calls). ``stamp_fwhm`` is the stamp's half-width in units of the beam's major-axis FWHM.
+    ``thermal_noise_jy`` is the image's thermal noise (Jy/beam; default: the header's ``THNOISE``,
+    see :attr:`FitsImage.thermal_noise_jy`), propagated like the rms into ``thermal_err_jy``.
     """
     ra = np.atleast_1d(np.asarray(ra_deg, dtype=np.float64))
     dec = np.atleast_1d(np.asarray(dec_deg, dtype=np.float64))
@@ -124,6 +142,8 @@ def forced_photometry(
     if noise is None:
         noise = estimate_noise(data, default_box_size(cov, (ny, nx)))
 
+    if thermal_noise_jy is None:
+        thermal_noise_jy = image.thermal_noise_jy
     nan = np.full(n, np.nan)
     gain = np.ones(n) if beam is None else np.broadcast_to(np.asarray(beam(ra, dec), dtype=np.float64), (n,))
     x, y = (np.asarray(v, dtype=np.float64) for v in image.wcs.world_to_pixel_values(ra, dec))
@@ -143,7 +163,7 @@ def forced_photometry(
     )
     sel = np.flatnonzero(ok)
 
-    out_peak, out_err, out_rms = nan.copy(), nan.copy(), nan.copy()
+    out_peak, out_err, out_rms, out_th = nan.copy(), nan.copy(), nan.copy(), nan.copy()
     if sel.size:
         offs = np.arange(-h, h + 1)
         # (m, s, s) stamps by one gather; rows are y, columns x.
@@ -173,11 +193,14 @@ def forced_photometry(
         out_peak[sel] = np.where(finite, amp, np.nan)
         out_err[sel] = np.where(finite, err, np.nan)
         out_rms[sel] = np.where(finite, rms, np.nan)
+        if thermal_noise_jy is not None and math.isfinite(thermal_noise_jy) and thermal_noise_jy > 0:
+            out_th[sel] = np.where(finite, thermal_noise_jy * np.sqrt(sum_pcp) / sum_pp, np.nan)
         ok[sel] = finite
 
     with np.errstate(invalid="ignore", divide="ignore"):
         flux = np.where(ok, out_peak / gain, np.nan)
         err_c = np.where(ok, out_err / gain, np.nan)
+        th_c = np.where(ok, out_th / gain, np.nan)
         snr = np.where(ok, out_peak / out_err, np.nan)
     return ForcedPhotometry(
         flux_jy=flux,
@@ -189,6 +212,7 @@ def forced_photometry(
         x=x,
         y=y,
         valid=ok,
+        thermal_err_jy=th_c,
     )
 
 

@@ -7,7 +7,10 @@ dashboard are derived from those sums:
 ``n_obs``, ``mean``, ``std``
     Unweighted, by Welford's update (sample std, ``ddof=1``).
 ``chi2_nu``
-    ``Σ w (F − F̄_w)² / (N − 1)`` with ``w = 1/σ²`` and ``F̄_w`` the weighted mean.
+    ``Σ w (F − F̄_w)² / (N − 1)`` with ``w = 1/σ²`` and ``F̄_w`` the weighted mean. ``σ`` must be
+    the epoch-to-epoch error (:mod:`actors.variability.errors`), not the absolute-flux error:
+    noise that repeats every epoch does not scatter a light curve, and counting it made constant
+    sources' χ²ν ~ 0.2-0.3 (issue 11).
 ``eta``
     The VAST pipeline / TraP η: ``N/(N−1) · (⟨wF²⟩ − ⟨wF⟩²/⟨w⟩)`` from running sums of
     ``w``, ``wF`` and ``wF²``. Expanding the means shows η is algebraically the same number as

@@ -95,7 +95,8 @@ def test_sources_across_the_primary_beam(tmp_path: Path, dec_deg: float) -> None
 
     path = image.path
     pointing = read_pointing(path)
-    flux_pb, _err, snr, valid = measure(path, ra, dec, pointing)
+    m = measure(path, ra, dec, pointing)
+    flux_pb, snr, valid = m.flux_jy, m.snr, m.valid
     measured_apparent = flux_pb * AiryGain.of(pointing)(ra, dec)
     img = np.asarray(fits.getdata(path), np.float64).squeeze()
     wcs = WCS(fits.getheader(path)).celestial
