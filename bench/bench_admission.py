@@ -32,10 +32,9 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bus import StreamPolicy  # noqa: E402
+from bus import StreamPolicy, connect_when_ready  # noqa: E402
 from bus.server import EmbeddedServer  # noqa: E402
-from tests.bus.test_stream import connect_when_ready  # noqa: E402
-from tests.cluster.system import ApiUser, System  # noqa: E402
+from harness.cluster import ApiUser, System  # noqa: E402
 from tests.seti.conftest import filterbank_bytes  # noqa: E402
 
 PER_USER = 5  # the running limit: every admission after it is a 429

@@ -35,9 +35,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from actors.searcher.synth import Tone, make_filterbank  # noqa: E402
-from bench.cluster_system import ClusterSystem  # noqa: E402
 from bus.replay import replay  # noqa: E402
 from bus.stream import STREAM  # noqa: E402
+from harness.cluster import System  # noqa: E402
 from schemas.events import decode  # noqa: E402
 from schemas.ops import AlertRaised  # noqa: E402
 from schemas.seti import JobCompleted, JobFailed, JobProgressed, JobSubmitted  # noqa: E402
@@ -52,7 +52,7 @@ def load() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip().split("load average:")[-1].strip()
 
 
-async def stored(system: ClusterSystem, cls: type, job_ids: set[str]) -> list[tuple[float, object]]:
+async def stored(system: System, cls: type, job_ids: set[str]) -> list[tuple[float, object]]:
     """(stored time, event) of every ``cls`` event of these jobs; retried while a leader is elected."""
     for _ in range(60):
         try:
@@ -67,7 +67,7 @@ async def stored(system: ClusterSystem, cls: type, job_ids: set[str]) -> list[tu
     raise TimeoutError("the stream did not answer")
 
 
-async def submit(system: ClusterSystem, keys: list[str]) -> set[str]:
+async def submit(system: System, keys: list[str]) -> set[str]:
     jobs = set()
     for i, key in enumerate(keys):
         job_id = f"bench-{uuid.uuid4().hex[:12]}"
@@ -88,7 +88,7 @@ async def submit(system: ClusterSystem, keys: list[str]) -> set[str]:
     return jobs
 
 
-async def finished(system: ClusterSystem, jobs: set[str], timeout: float = 1800.0) -> float:
+async def finished(system: System, jobs: set[str], timeout: float = 1800.0) -> float:
     """Wall time at which the last of ``jobs`` was stored as completed (or failed)."""
     deadline = time.monotonic() + timeout
     while True:
@@ -103,10 +103,10 @@ async def finished(system: ClusterSystem, jobs: set[str], timeout: float = 1800.
         await asyncio.sleep(0.5)
 
 
-async def scaling(system: ClusterSystem, keys: list[str], counts: list[int]) -> dict[int, float]:
+async def scaling(system: System, keys: list[str], counts: list[int]) -> dict[int, float]:
     rates: dict[int, float] = {}
     for n in counts:
-        procs = [await system.start_actor("searcher") for _ in range(n)]
+        procs = [await system.start_role("searcher") for _ in range(n)]
         await system.live("searcher", {p.proc.pid for p in procs})
         await finished(system, await submit(system, keys[:1]))  # warm: numba kernels loaded in every pool
         psutil.cpu_percent(None)
@@ -119,11 +119,11 @@ async def scaling(system: ClusterSystem, keys: list[str], counts: list[int]) -> 
             f"  {n} searcher(s): {len(jobs)} jobs in {t1 - t0:.1f} s = {rates[n]:.1f} jobs/min, "
             f"CPU {busy:.0f}% of {os.cpu_count()} cores  (load {load()})"
         )
-        await system.stop_procs()
+        await system.stop_roles()
     return rates
 
 
-async def node_loss(system: ClusterSystem) -> float:
+async def node_loss(system: System) -> float:
     info = await system.bus.js.stream_info(STREAM)
     leader = info.cluster.leader if info.cluster else None
     index = next(i for i, n in enumerate(system.cluster.nodes) if n.server_name == leader)
@@ -162,8 +162,8 @@ async def node_loss(system: ClusterSystem) -> float:
     return first
 
 
-async def searcher_loss(system: ClusterSystem, key: str) -> float:
-    procs = [await system.start_actor("searcher") for _ in range(2)]
+async def searcher_loss(system: System, key: str) -> float:
+    procs = [await system.start_role("searcher") for _ in range(2)]
     await system.live("searcher", {p.proc.pid for p in procs})
     jobs = await submit(system, [key])
     while not await stored(system, JobProgressed, jobs):
@@ -182,7 +182,7 @@ async def searcher_loss(system: ClusterSystem, key: str) -> float:
             break
         await asyncio.sleep(0.2)
     await finished(system, jobs)
-    await system.stop_procs()
+    await system.stop_roles()
     return took
 
 
@@ -197,7 +197,7 @@ async def main() -> None:
     print(f"cluster benchmark: {os.cpu_count()} cores, load {load()}")
     with tempfile.TemporaryDirectory(prefix="bench-cluster-") as tmp:
         root = Path(tmp)
-        system = ClusterSystem(root)
+        system = System(root)
         await system.start()
         try:
             storage = open_storage(Settings(data_dir=system.data_dir))

@@ -6,6 +6,10 @@ so actors and the edge never import nats directly.
 
 from __future__ import annotations
 
+import asyncio
+import time
+from typing import Any
+
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
@@ -57,4 +61,22 @@ class Bus:
                 await self.nc.close()
 
 
-__all__ = ["STREAM", "Bus", "StreamPolicy"]
+async def connect_when_ready(
+    url: str, policy: StreamPolicy | None = None, deadline_s: float = 30.0, *, name: str = "obs", **options: Any
+) -> Bus:
+    """``Bus.connect``, retried until JetStream answers or ``deadline_s`` has passed.
+
+    A fresh cluster answers JetStream requests only once its nodes have elected a meta leader, a few
+    seconds after they listen; a client started with the cluster (a test, a benchmark, an operator's
+    script) would otherwise fail its first stream set-up."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        try:
+            return await Bus.connect(url, name=name, stream=policy, **options)
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+
+
+__all__ = ["STREAM", "Bus", "StreamPolicy", "connect_when_ready"]

@@ -24,11 +24,10 @@ import pytest
 import yaml
 
 from actors.registry import ROLES
-from bus import StreamPolicy
+from bus import StreamPolicy, connect_when_ready
 from bus.connection import server_address, tls_context
 from bus.server import free_port
 from bus.stream import STREAM
-from tests.bus.test_stream import connect_when_ready
 from tests.conftest import ROOT
 
 SCRIPT = ROOT / "deploy" / "nats-node.sh"

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from bus import StreamPolicy
+from bus import StreamPolicy, connect_when_ready
 from bus.kv import ensure_kv
 from bus.server import EmbeddedServer, LocalCluster
-from tests.bus.test_stream import connect_when_ready
 
 
 async def test_a_bucket_is_created_once_and_keeps_its_values(nats_server: EmbeddedServer) -> None:

@@ -9,10 +9,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 from nats.js.kv import KeyValue
 
-from bus import Bus, StreamPolicy
+from bus import Bus, StreamPolicy, connect_when_ready
 from bus.lease import Lease, lease_bucket, lease_key
 from bus.server import EmbeddedServer
-from tests.bus.test_stream import connect_when_ready
 
 TTL = 1.5
 

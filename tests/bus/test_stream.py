@@ -15,12 +15,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import nats
 import pytest
 
-from bus import Bus
+from bus import Bus, connect_when_ready
 from bus.server import EmbeddedServer, LocalCluster
 from bus.stream import STREAM, StreamPolicy, reconcile, stream_config
 from schemas.ops import AlertRaised
@@ -87,18 +86,6 @@ def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
     c.start()
     yield c
     c.stop()
-
-
-async def connect_when_ready(url: str, policy: StreamPolicy, deadline_s: float = 30.0, **options: Any) -> Bus:
-    """JetStream answers only once the cluster has elected its meta leader: retry until then."""
-    deadline = time.monotonic() + deadline_s
-    while True:
-        try:
-            return await Bus.connect(url, name="t", stream=policy, **options)
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.5)
 
 
 async def test_cluster_stream_stays_r3_across_starts_and_replay(cluster: LocalCluster, tmp_path: Path) -> None:

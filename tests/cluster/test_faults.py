@@ -14,27 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from actors.searcher.synth import Tone, make_filterbank
-from schemas.seti import JobCompleted
-from tests.cluster.system import ApiUser, JobProgressed, JobSubmitted, System
+from harness.cluster import ApiUser, System
+from schemas.seti import JobCompleted, JobProgressed, JobSubmitted
 from tests.seti.test_searcher_processes import MAX_DRIFT, coarse_channels_for
 
 pytestmark = pytest.mark.timeout(400)
-
-
-@pytest.fixture
-async def system(tmp_path: Path) -> AsyncIterator[System]:
-    s = System(tmp_path)
-    await s.start()
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 def observation(tmp_path: Path, seconds: float) -> bytes:

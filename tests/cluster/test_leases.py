@@ -10,23 +10,20 @@ import asyncio
 import json
 import shutil
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import pytest
 
 from actors.alerter.actor import AlerterActor
-from bus import StreamPolicy
+from bus import StreamPolicy, connect_when_ready
 from bus.lease import lease_bucket
 from bus.server import EmbeddedServer
+from harness.cluster import Role, System
 from schemas.dsa import GroupUpdated, MeasurementSetWritten
 from schemas.ops import ActorHeartbeat, AlertRaised
 from settings import Settings
 from sim.observation import SimGroup
-from tests.bus.test_stream import connect_when_ready
-from tests.cluster.system import Role, System
 from tests.conftest import eventually
 from tests.dsa.conftest import FakeSlack, fake_slack
 from tests.dsa.ingest_fixtures import sim_groups
@@ -37,33 +34,6 @@ __all__ = ["fake_slack", "sim_groups"]  # fixtures used by name
 
 #: the issue's bound on failover (the lease TTL is 6 s, a standby polls every second)
 FAILOVER_S = 10.0
-
-
-@pytest.fixture
-async def system(tmp_path: Path) -> AsyncIterator[System]:
-    s = System(tmp_path)
-    await s.start()
-    try:
-        yield s
-    finally:
-        await s.close()
-
-
-class Heartbeats:
-    """The last heartbeat of every instance, straight off the bus."""
-
-    def __init__(self) -> None:
-        self.last: dict[str, ActorHeartbeat] = {}
-
-    async def subscribe(self, system: System) -> None:
-        async def on(msg: Any) -> None:
-            hb = msgspec.json.decode(msg.data, type=ActorHeartbeat)
-            self.last[hb.instance] = hb
-
-        await system.bus.nc.subscribe(ActorHeartbeat.subject(), cb=on)
-
-    def states(self, role: str, pids: set[int]) -> dict[int, str]:
-        return {hb.pid: hb.state for hb in self.last.values() if hb.role == role and hb.pid in pids}
 
 
 def log_lines(role: Role) -> list[dict[str, Any]]:
@@ -90,14 +60,14 @@ def waiting_lines(role: Role) -> list[str]:
     return [r["event"] for r in log_lines(role) if str(r.get("event", "")).startswith("standby: waiting")]
 
 
-async def one_active(hbs: Heartbeats, role: str, procs: list[Role]) -> tuple[Role, Role]:
+async def one_active(system: System, role: str, procs: list[Role]) -> tuple[Role, Role]:
     pids = {p.proc.pid for p in procs}
 
     def split() -> bool:
-        return sorted(hbs.states(role, pids).values()) == ["active", "standby"]
+        return sorted(system.states(role, pids).values()) == ["active", "standby"]
 
     await eventually(split, timeout=120, interval=0.1)
-    states = hbs.states(role, pids)
+    states = system.states(role, pids)
     active = next(p for p in procs if states[p.proc.pid] == "active")
     standby = next(p for p in procs if states[p.proc.pid] == "standby")
     return active, standby
@@ -109,11 +79,9 @@ async def test_two_watchers_on_one_directory(system: System, tmp_path: Path, sim
         "--incoming-dir", str(incoming), "--output-dir", str(ms), "--watch-poll", "0.3",
         "--watch-settle", "60", "--group-timeout", "600", "--kv-replicas", "3",
     )  # fmt: skip
-    hbs = Heartbeats()
-    await hbs.subscribe(system)
     await system.start_role("edge")
     watchers = [await system.start_role("watcher", *args) for _ in range(2)]
-    active, standby = await one_active(hbs, "watcher", watchers)
+    active, standby = await one_active(system, "watcher", watchers)
 
     # /api/actors shows which one works
     async def listed() -> bool:
@@ -144,12 +112,12 @@ async def test_two_watchers_on_one_directory(system: System, tmp_path: Path, sim
     rows = rows_of(await system.events(GroupUpdated), first.group_id)
     assert [r.subbands_present for r in rows if r.state == "collecting"] == list(range(1, 16))  # each file once
     assert [r.state for r in rows].count("completed") == 1
-    assert waiting_lines(standby) == [f"standby: waiting for the lease held by {active_instance(hbs, active)}"]
+    assert waiting_lines(standby) == [f"standby: waiting for the lease held by {active_instance(system, active)}"]
 
     # kill -9 the active watcher: the standby takes the directory over and converts what comes next
     await active.kill()
     killed_at = time.time()
-    await eventually(lambda: hbs.states("watcher", {standby.proc.pid}) == {standby.proc.pid: "active"}, timeout=60)
+    await eventually(lambda: system.states("watcher", {standby.proc.pid}) == {standby.proc.pid: "active"}, timeout=60)
     took = acquired_at(standby) - killed_at
     assert 0 < took < FAILOVER_S, took
     await converted(sim_groups[1], 2)
@@ -161,16 +129,14 @@ async def test_two_watchers_on_one_directory(system: System, tmp_path: Path, sim
     print(f"watcher failover: lease taken {took:.1f} s after kill -9")
 
 
-def active_instance(hbs: Heartbeats, role: Role) -> str:
-    return next(hb.instance for hb in hbs.last.values() if hb.pid == role.proc.pid)
+def active_instance(system: System, role: Role) -> str:
+    return next(hb.instance for hb in system.heartbeats.values() if hb.pid == role.proc.pid)
 
 
 async def test_two_alerters_one_post_per_alert(system: System, fake_slack: FakeSlack) -> None:
     args = ("--slack-webhook-url", fake_slack.url, "--alert-stall-factor", "4", "--kv-replicas", "3")
-    hbs = Heartbeats()
-    await hbs.subscribe(system)
     alerters = [await system.start_role("alerter", *args) for _ in range(2)]
-    active, standby = await one_active(hbs, "alerter", alerters)
+    active, standby = await one_active(system, "alerter", alerters)
 
     def posts(text: str) -> int:
         return sum(1 for t in fake_slack.texts() if text in t)
@@ -208,7 +174,7 @@ async def test_two_alerters_one_post_per_alert(system: System, fake_slack: FakeS
 
     await active.kill()
     killed_at = time.time()
-    await eventually(lambda: hbs.states("alerter", {standby.proc.pid}) == {standby.proc.pid: "active"}, timeout=60)
+    await eventually(lambda: system.states("alerter", {standby.proc.pid}) == {standby.proc.pid: "active"}, timeout=60)
     took = acquired_at(standby) - killed_at
     assert 0 < took < FAILOVER_S, took
     await alert("two")

@@ -126,7 +126,7 @@ def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
 async def test_ready_sees_a_lost_replica_on_a_cluster(
     cluster: LocalCluster, settings: Settings, edge_factory: Callable[..., Awaitable[Any]], nats_server: EmbeddedServer
 ) -> None:
-    from tests.bus.test_stream import connect_when_ready
+    from bus import connect_when_ready
 
     setup = await connect_when_ready(cluster.url, StreamPolicy(replicas=3))
     await setup.close()

@@ -1,6 +1,8 @@
 """A platform spread as it is in production, on one machine: three clustered nats-server nodes on
 loopback and the roles as separate ``run.py`` processes, sharing one data directory (the hosts'
-shared filesystem). The fault tests kill parts of it with SIGKILL and count what survives.
+shared filesystem). The fault tests (``tests/cluster``) kill parts of it with SIGKILL and count
+what survives; the cluster benchmarks (``bench/bench_cluster.py``, ``bench_admission.py``) time
+the same processes. One launcher for both, so what is measured is what is tested.
 """
 
 from __future__ import annotations
@@ -10,23 +12,33 @@ import contextlib
 import json
 import os
 import signal
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import msgspec
 
 from actors.quota_keeper import commands, keys
-from bus import Bus, StreamPolicy
+from bus import Bus, StreamPolicy, connect_when_ready
 from bus.replay import replay
 from bus.request import CommandUnavailable, request
 from bus.server import LocalCluster
 from bus.stream import STREAM
 from schemas.events import decode
-from schemas.seti import JobCompleted, JobFailed, JobProgressed, JobSubmitted
-from tests.bus.test_stream import connect_when_ready
-from tests.conftest import PYTHON, ROOT, subprocess_env
+from schemas.ops import ActorHeartbeat
+from schemas.seti import JobCompleted, JobFailed
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+
+
+def role_env() -> dict[str, str]:
+    """The launching process's environment without what would override the command line: a
+    developer's NATS_URL or OBS_* settings must not leak into the roles under test."""
+    return {k: v for k, v in os.environ.items() if k != "NATS_URL" and not k.startswith("OBS_")}
 
 
 @dataclass
@@ -63,6 +75,8 @@ class System:
     roles: list[Role] = field(default_factory=list)
     edge_url: str = ""
     http: aiohttp.ClientSession = field(init=False)
+    #: the latest heartbeat of every instance, by instance id (watched from ``start``)
+    heartbeats: dict[str, ActorHeartbeat] = field(default_factory=dict)
 
     @property
     def data_dir(self) -> Path:
@@ -73,6 +87,12 @@ class System:
         self.cluster.start()
         self.bus = await connect_when_ready(self.cluster.url, StreamPolicy(replicas=3))
         self.http = aiohttp.ClientSession()
+
+        async def on_heartbeat(msg: Any) -> None:
+            hb = msgspec.json.decode(msg.data, type=ActorHeartbeat)
+            self.heartbeats[hb.instance] = hb
+
+        await self.bus.nc.subscribe(ActorHeartbeat.subject(), cb=on_heartbeat)
 
     async def start_role(self, name: str, *extra: str, replicas: int = 3) -> Role:
         args = ["edge", "--port", "0"] if name == "edge" else ["actor", name]
@@ -92,7 +112,7 @@ class System:
                 "0.5",
                 *extra,
                 cwd=ROOT,
-                env=subprocess_env(),
+                env=role_env(),
                 stdout=out,
                 stderr=out,
                 start_new_session=True,  # its own group: a kill reaches its pool workers too
@@ -126,6 +146,29 @@ class System:
                 )
                 raise AssertionError(f"{role}: {len(live)} of {count} live\n{tails}")
             await asyncio.sleep(0.3)
+
+    async def live(self, role: str, pids: set[int], timeout: float = 180.0) -> None:
+        """Until every process in ``pids`` has sent a heartbeat (its consumer is bound by then);
+        needs no edge, unlike ``wait_heartbeats``."""
+        deadline = time.monotonic() + timeout
+        while {hb.pid for hb in self.heartbeats.values() if hb.role == role} & pids != pids:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{role}: not all of {sorted(pids)} started")
+            await asyncio.sleep(0.2)
+
+    def in_flight(self, role: str) -> set[int]:
+        """Processes of ``role`` whose latest heartbeat says they are handling a message."""
+        return {hb.pid for hb in self.heartbeats.values() if hb.role == role and hb.in_flight}
+
+    def states(self, role: str, pids: set[int]) -> dict[int, str]:
+        """The latest ``state`` (active, or standby for a leased role) of each process in ``pids``."""
+        return {hb.pid: hb.state for hb in self.heartbeats.values() if hb.role == role and hb.pid in pids}
+
+    async def stop_roles(self) -> None:
+        """Stop every role (SIGTERM, then SIGKILL after 12 s), keeping the cluster up."""
+        await asyncio.gather(*(r.stop() for r in self.roles), return_exceptions=True)
+        self.roles.clear()
+        self.heartbeats.clear()
 
     async def user(self, tier: str = "researcher") -> ApiUser:
         api_key, key_id = keys.generate()
@@ -209,4 +252,4 @@ class System:
         self.cluster.stop()
 
 
-__all__ = ["ApiUser", "JobProgressed", "JobSubmitted", "Role", "System"]
+__all__ = ["ROOT", "ApiUser", "Role", "System", "role_env"]
