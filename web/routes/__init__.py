@@ -6,6 +6,7 @@ Add a module here with one line; the edge imports them in this order at start.
 ROUTE_MODULES: list[str] = [
     "web.routes.session",
     "web.routes.seti",
+    "web.routes.seti_account",
     "web.routes.dsa_science",
     "web.routes.seti_live",
     "web.routes.dsa_ingest",

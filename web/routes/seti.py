@@ -1,4 +1,5 @@
-"""The SETI analysis API of seed 004: uploads, analysis jobs, downloads, usage, API keys, reports.
+"""The SETI analysis API of seed 004: uploads, analysis jobs and downloads (usage, API keys and
+reports: ``seti_account``; the bodies: ``seti_bodies``).
 
 Reads (jobs, usage, keys) come from the edge's projection (``web.projections.seti``). Decisions go
 to the quota keeper by request/reply (admission, key creation and revocation), and each answer
@@ -12,26 +13,42 @@ this edge; with S3 they are S3's own presigned URLs.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import re
-import secrets
 import time
 import uuid
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import msgspec
 from aiohttp import web
 
-from actors.quota_keeper import commands, keys, tiers
+from actors.quota_keeper import commands, tiers
 from bus.request import CommandUnavailable, request
-from schemas.seti import CADENCE_EXPORT_FILES, EXPORT_FILES, ReportSubmitted
 from storage import MB, PART_SIZE, SINGLE_PUT_MAX, URL_TTL_S, StorageError, open_storage, parts_for
 from storage.base import check_key
 from web.auth import Principal, require_key
 from web.errors import ApiError
-from web.projections.seti import month_of
-from web.routing import decode_body, json_response, read_json, read_query
+from web.routes.seti_bodies import (
+    FORMATS,
+    MAX_CADENCE_FILES,
+    AbortUploadRequest,
+    AnalyzeCadenceRequest,
+    AnalyzeCadenceResponse,
+    AnalyzeRequest,
+    AnalyzeResponse,
+    CompleteUploadRequest,
+    DownloadQuery,
+    DownloadResponse,
+    JobsQuery,
+    JobView,
+    MessageResponse,
+    PartUrl,
+    Progress,
+    UploadUrlRequest,
+    UploadUrlResponse,
+)
+from web.routing import json_response, read_json, read_query
 
 if TYPE_CHECKING:
     from web.app import Edge
@@ -43,90 +60,6 @@ ADMIT_MARGIN_S = 1.0  # the keeper's deadline is this much before ours: a reply 
 IDEMPOTENCY_WINDOW_S = 86400  # a client's own Idempotency-Key is remembered for a day
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
 ALLOWED_SUFFIXES = (".fil", ".h5")
-#: download formats: file name in the response (and the export's name in storage); a search job has
-#: the first ones, a cadence job the events_* ones
-FORMATS = {**EXPORT_FILES, **CADENCE_EXPORT_FILES}
-MAX_CADENCE_FILES = 12
-
-
-# -- request and response bodies --------------------------------------------------------------
-#: what /upload-url gives: uploads/<user>/<uuid>/<safe name>; no '.', '..' or empty segment
-FileKey = Annotated[
-    str,
-    msgspec.Meta(
-        pattern=r"^uploads/[A-Za-z0-9_-][A-Za-z0-9._-]*/[A-Za-z0-9_-][A-Za-z0-9._-]*/[A-Za-z0-9_-][A-Za-z0-9._-]*$",
-        extra={"status": 400, "code": "INVALID_FILE_KEY", "hint": "use the file_key that /upload-url gave"},
-    ),
-]
-#: an upload id from /upload-url (32 hex digits with local storage; S3's own, URL-safe, otherwise)
-UploadId = Annotated[
-    str,
-    msgspec.Meta(
-        min_length=1, max_length=1024, pattern=r"^[A-Za-z0-9._~=+/-]+$",
-        extra={"status": 404, "code": "NO_SUCH_UPLOAD"},
-    ),
-]
-Filename = Annotated[
-    str,
-    msgspec.Meta(
-        min_length=1,
-        max_length=1024,
-        pattern=r"^\s*\S.*\.([fF][iI][lL]|[hH]5)\s*$",
-        extra={"status": 400, "code": "UNSUPPORTED_FILE_TYPE", "hint": "the filename must end in .fil or .h5"},
-    ),
-]
-
-
-class UploadUrlRequest(msgspec.Struct, kw_only=True):
-    filename: Filename
-    file_size: Annotated[int, msgspec.Meta(ge=1)] | None = None
-
-
-class PartUrl(msgspec.Struct):
-    partNumber: int  # the seed's field name
-    url: str
-
-
-class UploadUrlResponse(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """Single upload (``multipart`` false, ``upload_url``) or multipart (``upload_id``, ``parts``)."""
-
-    file_key: str
-    expires_in: int
-    max_size_mb: int
-    multipart: bool
-    upload_url: str | None = None
-    upload_id: str | None = None
-    parts: list[PartUrl] | None = None
-    part_size: int | None = None
-
-
-class PartETag(msgspec.Struct):
-    partNumber: int
-    etag: str
-
-
-class CompleteUploadRequest(msgspec.Struct, kw_only=True):
-    file_key: FileKey
-    upload_id: UploadId
-    parts: list[PartETag]
-
-
-class AbortUploadRequest(msgspec.Struct, kw_only=True):
-    file_key: FileKey
-    upload_id: UploadId
-
-
-class MessageResponse(msgspec.Struct, kw_only=True, omit_defaults=True):
-    message: str
-    file_key: str | None = None
-
-
-class AnalyzeRequest(msgspec.Struct, kw_only=True):
-    file_key: FileKey
-    filename: str | None = None
-    source_name: str | None = None
-    max_drift: Annotated[float, msgspec.Meta(gt=0, le=50)] = 4.0
-    min_snr: Annotated[float, msgspec.Meta(gt=0)] = 10.0
 
 
 def admission_request_id(header: str | None) -> str:
@@ -147,138 +80,6 @@ def admission_request_id(header: str | None) -> str:
             {"field": "Idempotency-Key"},
         )
     return "key:" + header
-
-
-class CadenceFileRequest(msgspec.Struct, kw_only=True):
-    file_key: str
-    on: bool
-    filename: str | None = None
-
-
-class AnalyzeCadenceRequest(msgspec.Struct, kw_only=True):
-    """An ON/OFF cadence, files in the order observed, each flagged ON (target) or OFF (reference)."""
-
-    files: Annotated[
-        list[CadenceFileRequest],
-        msgspec.Meta(min_length=2, max_length=MAX_CADENCE_FILES, extra={"status": 400, "code": "INVALID_CADENCE"}),
-    ]
-    source_name: str | None = None
-    max_drift: Annotated[float, msgspec.Meta(gt=0, le=50)] = 4.0
-    min_snr: Annotated[float, msgspec.Meta(gt=0)] = 10.0
-    filter_level: Annotated[int, msgspec.Meta(ge=1, le=3)] = 3
-
-
-class AnalyzeCadenceResponse(msgspec.Struct, kw_only=True):
-    job_id: str
-    status: str
-    message: str
-    status_url: str
-    search_job_ids: list[str]
-
-
-class AnalyzeResponse(msgspec.Struct, kw_only=True):
-    job_id: str
-    status: str
-    message: str
-    status_url: str
-
-
-class Progress(msgspec.Struct, kw_only=True):
-    percent: float
-    stage: str
-    coarse_channels_done: int
-    coarse_channels_total: int
-
-
-class JobView(msgspec.Struct, kw_only=True, omit_defaults=True):
-    job_id: str
-    status: str
-    source_name: str
-    filename: str
-    file_size: int
-    created_at: int
-    completed_at: int | None = None
-    progress: Progress | None = None
-    results: dict[str, Any] | None = None
-    error: str | None = None
-
-
-class DownloadResponse(msgspec.Struct, kw_only=True):
-    download_url: str
-    format: str
-    filename: str
-
-
-class TierDetails(msgspec.Struct, kw_only=True):
-    files_per_month: int
-    max_file_mb: int
-    price: str
-    retention_days: int
-
-
-class UsageResponse(msgspec.Struct, kw_only=True):
-    user_id: str
-    tier: str
-    usage_this_month: int
-    limit: int
-    remaining: int
-    tier_details: TierDetails
-
-
-class CreateKeyRequest(msgspec.Struct, kw_only=True):
-    name: Annotated[str, msgspec.Meta(max_length=1000)] = "Default"
-    ttl_days: Annotated[
-        int, msgspec.Meta(ge=keys.TTL_MIN_DAYS, le=keys.TTL_MAX_DAYS, extra={"status": 400, "code": "INVALID_TTL"})
-    ] = keys.TTL_DEFAULT_DAYS
-
-
-class CreateKeyResponse(msgspec.Struct, kw_only=True):
-    key_id: str
-    api_key: str
-    expires_at: int
-    ttl_days: int
-    warning: str
-
-
-class KeyView(msgspec.Struct, kw_only=True):
-    key_id: str
-    name: str
-    created_at: int
-    expires_at: int
-    active: bool
-    expired: bool
-
-
-class KeyList(msgspec.Struct):
-    keys: list[KeyView]
-
-
-class RevokeKeyResponse(msgspec.Struct, kw_only=True):
-    message: str
-    key_id: str
-
-
-class JobsQuery(msgspec.Struct, kw_only=True):
-    limit: Annotated[int, msgspec.Meta(ge=1, description="at most 100 are returned")] = 50
-
-
-class DownloadQuery(msgspec.Struct, kw_only=True):
-    format: Annotated[
-        Literal[tuple(FORMATS)],  # type: ignore[valid-type]
-        msgspec.Meta(extra={"status": 400, "code": "INVALID_FORMAT"}),
-    ] = "json"
-
-
-class ReportRequest(msgspec.Struct, kw_only=True):
-    job_id: str
-    error_type: Literal["pipeline_failure", "user_report"] | None = None
-    description: str = ""
-    metadata: dict[str, Any] = {}
-
-
-class ReportResponse(msgspec.Struct, kw_only=True):
-    report_id: str
-    message: str
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -358,34 +159,42 @@ def _job_view(row: Any) -> JobView:
     return view
 
 
+async def keeper_command(edge: Edge, verb: str, payload: Any, timeout: float = COMMAND_TIMEOUT_S) -> dict[str, Any]:
+    """Ask the quota keeper to decide (admit, create or revoke a key); its answer, once this edge
+    has applied the fact it published, so the caller's next request sees its own write."""
+    try:
+        reply = await request(edge.bus.nc, commands.subject(verb), payload, timeout=timeout)
+    except CommandUnavailable:
+        raise ApiError(
+            503, "the quota keeper did not answer in time; nothing was started or charged: try again shortly"
+        ) from None
+    if not reply.ok:
+        raise ApiError(reply.status, reply.error, reply.code or None)
+    seq = reply.data.get("seq")
+    if isinstance(seq, int):
+        with contextlib.suppress(TimeoutError):
+            await edge.wait_applied(seq)
+    return reply.data
+
+
+async def job_of(edge: Edge, principal: Principal, job_id: str) -> Any:
+    """The job's projection row: 404 when there is none, 403 when it is another user's."""
+    row = await edge.store.fetchone("SELECT * FROM seti_jobs WHERE job_id=?", (job_id,))
+    if row is None:
+        raise ApiError(404, f"job {job_id!r} not found", "JOB_NOT_FOUND")
+    if row["user_id"] != principal.user_id:
+        raise ApiError(403, "this job belongs to a different user", "FORBIDDEN")
+    return row
+
+
 def register(edge: Edge) -> None:
     api = edge.api
     settings = edge.settings
     storage = open_storage(settings, base_url=lambda: settings.public_url or edge.url, nc=edge.bus.nc)
     auth_errors = {403: "Missing, invalid, expired or revoked API key"}
 
-    async def command(verb: str, payload: Any, timeout: float = COMMAND_TIMEOUT_S) -> dict[str, Any]:
-        try:
-            reply = await request(edge.bus.nc, commands.subject(verb), payload, timeout=timeout)
-        except CommandUnavailable:
-            raise ApiError(
-                503, "the quota keeper did not answer in time; nothing was started or charged: try again shortly"
-            ) from None
-        if not reply.ok:
-            raise ApiError(reply.status, reply.error, reply.code or None)
-        seq = reply.data.get("seq")
-        if isinstance(seq, int):
-            with contextlib.suppress(TimeoutError):
-                await edge.wait_applied(seq)
-        return reply.data
-
-    async def owned_job(principal: Principal, job_id: str) -> Any:
-        row = await edge.store.fetchone("SELECT * FROM seti_jobs WHERE job_id=?", (job_id,))
-        if row is None:
-            raise ApiError(404, f"job {job_id!r} not found", "JOB_NOT_FOUND")
-        if row["user_id"] != principal.user_id:
-            raise ApiError(403, "this job belongs to a different user", "FORBIDDEN")
-        return row
+    command = functools.partial(keeper_command, edge)
+    owned_job = functools.partial(job_of, edge)
 
     # -- uploads ----------------------------------------------------------------------------
     @api.route(
@@ -559,11 +368,13 @@ def register(edge: Edge) -> None:
         body = await read_json(req, AnalyzeCadenceRequest)
         n = len(body.files)
         if not 2 <= n <= MAX_CADENCE_FILES:
-            raise ApiError(400, f"a cadence has 2 to {MAX_CADENCE_FILES} files; got {n}", "INVALID_CADENCE",
-                           {"field": "files"})
+            raise ApiError(
+                400, f"a cadence has 2 to {MAX_CADENCE_FILES} files; got {n}", "INVALID_CADENCE", {"field": "files"}
+            )
         if all(f.on for f in body.files) or not any(f.on for f in body.files):
-            raise ApiError(400, "a cadence needs at least one ON and one OFF file", "INVALID_CADENCE",
-                           {"field": "files"})
+            raise ApiError(
+                400, "a cadence needs at least one ON and one OFF file", "INVALID_CADENCE", {"field": "files"}
+            )
         for f in body.files:
             _own_key(principal, f.file_key)
         files = [
@@ -668,146 +479,3 @@ def register(edge: Edge) -> None:
         return json_response(DownloadResponse(download_url=url, format=fmt, filename=FORMATS[fmt]))
 
     # -- usage and keys ---------------------------------------------------------------------
-    @api.route(
-        "GET",
-        "/usage",
-        response=UsageResponse,
-        tag=TAG,
-        auth="key",
-        summary="This month's usage (UTC) and the tier's quota",
-        responses=auth_errors,
-    )
-    async def usage(req: web.Request) -> web.Response:
-        principal = await require_key(req)
-        tier = _tier(principal)
-        row = await edge.store.fetchone(
-            "SELECT count FROM seti_usage WHERE user_id=? AND month=?", (principal.user_id, month_of(time.time()))
-        )
-        used = int(row["count"]) if row else 0
-        return json_response(
-            UsageResponse(
-                user_id=principal.user_id,
-                tier=tier.name,
-                usage_this_month=used,
-                limit=tier.files_per_month,
-                remaining=max(0, tier.files_per_month - used),
-                tier_details=TierDetails(**tier.details()),
-            )
-        )
-
-    @api.route(
-        "POST",
-        "/api-keys",
-        request=CreateKeyRequest,
-        response=CreateKeyResponse,
-        status=201,
-        tag=TAG,
-        auth="key",
-        summary="Create an API key (Researcher+); the key is shown only in this response; the body may be left out",
-        body_optional=True,
-        responses={400: "ttl_days out of 1..365", 403: "Free tier cannot create API keys — upgrade required"},
-    )
-    async def create_key(req: web.Request) -> web.Response:
-        principal = await require_key(req)
-        _keys_allowed(principal)
-        raw = await req.read()
-        body = decode_body(raw, CreateKeyRequest) if raw.strip() else CreateKeyRequest()
-        try:
-            keys.check_ttl(body.ttl_days)
-        except ValueError as exc:
-            raise ApiError(400, str(exc), "INVALID_TTL", {"field": "ttl_days"}) from None
-        name = body.name.strip() or "Default"
-        api_key, key_id = keys.generate()
-        created = await command(
-            "create_key",
-            commands.CreateKey(
-                user_id=principal.user_id,
-                key_id=key_id,
-                key_hash=keys.key_hash(api_key),
-                name=name[:100],
-                ttl_days=body.ttl_days,
-            ),
-        )
-        out = CreateKeyResponse(
-            key_id=key_id,
-            api_key=api_key,
-            expires_at=created["expires_at"],
-            ttl_days=body.ttl_days,
-            warning="Store this key securely. It will not be shown again.",
-        )
-        return json_response(out, status=201)
-
-    @api.route(
-        "GET",
-        "/api-keys",
-        response=KeyList,
-        tag=TAG,
-        auth="key",
-        summary="Your API keys, masked (Researcher+)",
-        responses=auth_errors,
-    )
-    async def list_keys(req: web.Request) -> web.Response:
-        principal = await require_key(req)
-        _keys_allowed(principal)
-        now = time.time()
-        rows = await edge.store.fetchall(
-            "SELECT * FROM seti_keys WHERE user_id=? ORDER BY created_at DESC, key_id", (principal.user_id,)
-        )
-        views = [
-            KeyView(
-                key_id=r["key_id"],
-                name=r["name"],
-                created_at=r["created_at"],
-                expires_at=r["expires_at"],
-                active=r["revoked_at"] is None,
-                expired=r["expires_at"] <= now,
-            )
-            for r in rows
-        ]
-        return json_response(KeyList(keys=views))
-
-    @api.route(
-        "DELETE",
-        "/api-keys/{key_id}",
-        response=RevokeKeyResponse,
-        tag=TAG,
-        auth="key",
-        summary="Revoke an API key, at once on every edge (Researcher+)",
-        responses={403: "Key belongs to a different user", 404: "Key not found"},
-    )
-    async def revoke_key(req: web.Request) -> web.Response:
-        principal = await require_key(req)
-        _keys_allowed(principal)
-        key_id = req.match_info["key_id"]
-        await command("revoke_key", commands.RevokeKey(user_id=principal.user_id, key_id=key_id))
-        return json_response(RevokeKeyResponse(message="API key revoked", key_id=key_id))
-
-    # -- reports ----------------------------------------------------------------------------
-    @api.route(
-        "POST",
-        "/reports",
-        request=ReportRequest,
-        response=ReportResponse,
-        status=201,
-        tag=TAG,
-        auth="key",
-        summary="Submit an error report or feedback about one of your jobs",
-        responses={400: "Missing job_id or invalid JSON body", 404: "Job not found", **auth_errors},
-    )
-    async def reports(req: web.Request) -> web.Response:
-        principal = await require_key(req)
-        body = await read_json(req, ReportRequest)
-        await owned_job(principal, body.job_id)
-        report_id = "rpt-" + secrets.token_hex(12)
-        event = ReportSubmitted(
-            report_id=report_id,
-            user_id=principal.user_id,
-            job_id=body.job_id,
-            error_type=body.error_type or "user_report",
-            description=body.description[:10000],
-            metadata=body.metadata,
-            producer="edge",
-            correlation_id=body.job_id,
-        )
-        await edge.bus.publish(event)
-        return json_response(ReportResponse(report_id=report_id, message="Report submitted. Thank you."), status=201)

@@ -34,7 +34,8 @@ from web.auth import require_key
 from web.errors import ApiError
 from web.live import Client, LiveMessage, sse_frame
 from web.projections.seti import job_listeners
-from web.routes.seti import FORMATS, TAG, _job_view
+from web.routes.seti import TAG, _job_view
+from web.routes.seti_bodies import FORMATS
 
 if TYPE_CHECKING:
     from web.app import Edge
