@@ -138,17 +138,9 @@ async def receive_put(storage: LocalStorage, request: web.Request) -> web.Respon
     key = request.match_info["key"]
     check_key(key)
     upload_id = request.query.get("uploadId", "")
-    part = 0
-    if upload_id:
-        try:
-            part = int(request.query.get("partNumber", ""))
-        except ValueError:
-            raise StorageError(400, "partNumber must be an integer", "INVALID_PART") from None
+    part = _part_number(request, upload_id)
     max_bytes = verify(storage, request, "PUT", key, upload_id, part)
-    if request.content_length is not None and request.content_length > max_bytes:
-        raise StorageError(
-            413, f"upload of {request.content_length} bytes exceeds the limit of {max_bytes} bytes", "TOO_LARGE"
-        )
+    _check_length(request, max_bytes)
     if upload_id:
         meta = storage.upload_meta(upload_id, key)
         if not 1 <= part <= meta.parts:
@@ -158,22 +150,10 @@ async def receive_put(storage: LocalStorage, request: web.Request) -> web.Respon
         target = storage.path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f".tmp-{uuid.uuid4().hex}"
-    md5 = hashlib.md5(usedforsecurity=False)
-    received = 0
     try:
-        fh = await asyncio.to_thread(open, tmp, "wb")
-        try:
-            async for chunk in request.content.iter_chunked(CHUNK):
-                received += len(chunk)
-                if received > max_bytes:
-                    raise StorageError(413, f"upload exceeds the limit of {max_bytes} bytes", "TOO_LARGE")
-                md5.update(chunk)
-                await asyncio.to_thread(fh.write, chunk)
-        finally:
-            fh.close()
+        etag = await _receive_body(request, tmp, max_bytes)
         if upload_id and not target.parent.exists():
             raise StorageError(404, "the upload was aborted", "NO_SUCH_UPLOAD")
-        etag = md5.hexdigest()
         os.replace(tmp, target)
         if upload_id:
             (target.parent / f"{part:05d}.etag").write_text(etag)
