@@ -27,6 +27,8 @@ subtract a model it is given. So the project's own prediction (the same selectio
 out of CORRECTED_DATA before its second tclean: both imagers then grid and CLEAN the same peeled
 data, and the comparison tests the imaging. The calibrator itself is compared on the unpeeled
 images (both CLEAN it from the data; in the peeled project image it is only the model put back).
+There CASA's CLEAN can diverge on the unmodellable drift (its log says so: `tclean_diverged`,
+printed with the result); the calibrator's comparison then measures where CASA's CLEAN stopped.
 
 Steps:
     project    convert, solve the calibration set (the calibrator actor's solve), apply it
@@ -461,6 +463,8 @@ def _print_rows(title: str, rows: list[dict[str, Any]]) -> None:
 
 
 def run_casa(py: Path, work: Path, stage: str, ms: str, threshold_jy: float, *extra: str) -> dict[str, Any]:
+    """One stage of CASA_SCRIPT; its figures, and whether tclean's log reports a diverging CLEAN."""
+    logs_before = set(work.glob("casa-*.log"))
     script = work / "casa_steps.py"
     script.write_text(CASA_SCRIPT)
     t0 = time.perf_counter()
@@ -483,6 +487,8 @@ def run_casa(py: Path, work: Path, stage: str, ms: str, threshold_jy: float, *ex
     )
     res: dict[str, Any] = json.loads((work / f"casa_{stage}.json").read_text())
     res["total_s"] = time.perf_counter() - t0
+    log = "".join(f.read_text(errors="replace") for f in sorted(set(work.glob("casa-*.log")) - logs_before))
+    res["tclean_diverged"] = "divergence" in log or "peak residual increased" in log
     return res
 
 
