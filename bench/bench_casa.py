@@ -17,8 +17,8 @@ cover the whole primary beam on 640 x 20" pixels) and 4 channels per subband.
 
 Why the field sources are compared on peeled data: 3C286 (~14 Jy) drifts through the primary
 beam during the group, so its apparent flux changes with time and frequency. Neither CLEAN can
-model that (both assume a constant sky), and the part left over is percent-level sidelobes of a
-14 Jy source: tens of mJy, more than the field sources' own noise. Each CLEAN leaves that confusion
+model that (both assume a constant sky), and the part left over spreads sidelobes over the field
+(the image noise is 4.4 mJy unpeeled, 3.6 mJy peeled, 1.2 mJy thermal). Each CLEAN leaves that confusion
 differently, so without peeling the faint sources' peaks compare two ways of failing on the same
 sidelobes, not two imagers. The project predicts the calibrator with its drift beam
 (`actors.imager.peel`) and subtracts it before imaging; CASA cannot compute that model, but it can
@@ -47,8 +47,8 @@ Steps:
 
 `--cal-model full` solves the calibration against the whole simulated sky instead of the tile's
 calibrators alone (see `solve_full_sky`: the calibrator-only solve suppresses field sources due
-north, south, east and west of the calibrator on the baselines of the arm across them, in the
-data both imagers get); `--threshold-sigma` sets both imagers' CLEAN depth.
+north or south of the calibrator on the east-west arm's baselines, east or west of it on the
+north-south arm's, in the data both imagers get); `--threshold-sigma` sets both imagers' CLEAN depth.
 
     .venv/bin/python bench/bench_casa.py [--workdir DIR] [--cal-model calibrators|full] [--threshold-sigma 3]
 """
