@@ -58,6 +58,11 @@ async def test_ese_and_alert_query_validation(stack: Stack) -> None:
     operator = await stack.user(role="operator")
     r = await stack.call("POST", "/api/ese/candidates/abc/status", operator, json_body={"status": "resolved"})
     assert r.status == 422 and r.body["details"]["field"] == "candidate_id"
+    # past any row SQLite holds (the fuzz run's case): no such candidate, not an overflow (was 500)
+    r = await stack.call(
+        "POST", "/api/ese/candidates/941940735825813686448029696/status", operator, json_body={"status": "resolved"}
+    )
+    assert r.status == 404 and r.body["code"] == "NOT_FOUND", r.body
     r = await stack.call("POST", "/api/ese/candidates/1/status", operator, json_body={"status": "resolved", "x": 1})
     assert r.status == 400 and r.body["details"]["unknown"] == ["x"]
     # The variability detector is not running: 503, not a hang.

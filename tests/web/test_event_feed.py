@@ -203,6 +203,8 @@ async def test_seti_events_only_to_their_owner_operator_sees_all(bus: Bus, edge_
             ({"subject": "dsa.>.x"}, {}, 422, "VALIDATION_ERROR"),
             ({"subject": "cmd.>"}, {}, 422, "VALIDATION_ERROR"),
             ({"since_seq": "abc"}, {}, 422, "VALIDATION_ERROR"),
+            ({"since_seq": "9" * 30}, {}, 422, "VALIDATION_ERROR"),  # past any JetStream sequence
+            ({}, {"Last-Event-ID": "9" * 30}, 422, "VALIDATION_ERROR"),
             ({"since": "yesterday"}, {}, 422, "VALIDATION_ERROR"),
             ({"since": "2026-01-01T00:00:00Z", "since_seq": "3"}, {}, 422, "VALIDATION_ERROR"),
         ]:

@@ -25,7 +25,7 @@ from web.auth import require_operator, require_reader
 from web.errors import ApiError
 from web.projections import science
 from web.routes.products import mosaic_urls
-from web.routing import json_response, read_json, read_query
+from web.routing import MAX_ROW_ID, json_response, read_json, read_query
 
 if TYPE_CHECKING:
     from web.app import Edge
@@ -276,7 +276,7 @@ def register(edge: Edge) -> None:
         tag="ese",
         auth="operator",
         summary="Close an ESE candidate (resolved or false_positive); operator key required",
-        params={"candidate_id": {"type": "integer", "minimum": 0, "maximum": 2**53}},
+        params={"candidate_id": {"type": "integer", "minimum": 0, "maximum": MAX_ROW_ID}},
         responses={403: "not an operator", 404: "no such candidate", 409: "not active", 503: "detector down"},
     )
     async def set_candidate_status(request: web.Request) -> web.Response:
@@ -284,14 +284,17 @@ def register(edge: Edge) -> None:
         raw_id = request.match_info["candidate_id"]
         if not raw_id.isdigit():
             raise ApiError(422, "candidate id must be an integer", details={"field": "candidate_id"})
+        candidate_id = int(raw_id)
+        if candidate_id > MAX_ROW_ID:  # past any row SQLite holds: no such candidate, not an overflow (500)
+            raise ApiError(404, f"no candidate {candidate_id}", "NOT_FOUND")
         body = await read_json(request, CandidateStatusRequest)
         cmd = ese_commands.SetCandidateStatus(
-            candidate_id=int(raw_id), status=body.status, notes=body.notes, operator=principal.user_id
+            candidate_id=candidate_id, status=body.status, notes=body.notes, operator=principal.user_id
         )
         data = await _command(edge, ese_commands.SET_STATUS, cmd)
         if data.get("seq"):
             await edge.wait_applied(int(data["seq"]))
-        row = await science.ese_candidate(store, int(raw_id))
+        row = await science.ese_candidate(store, candidate_id)
         return json_response(row if row is not None else data["candidate"])
 
     # -- alerts ------------------------------------------------------------------------------

@@ -54,10 +54,16 @@ async def viewer_for(request: web.Request, edge: Edge) -> Viewer:
     return Viewer(frozenset({"dsa"}), None)
 
 
+#: JetStream sequences are unsigned 64-bit; a larger start is refused here, not by the server (a 500)
+MAX_SEQ = 2**63 - 1
+
+
 def start_of(request: web.Request, *, last_event_id: str = "") -> Start:
     if last_event_id:
         if not last_event_id.strip().isdigit():
             raise ApiError(422, "Last-Event-ID must be a stream sequence", details={"field": "Last-Event-ID"})
+        if int(last_event_id) >= MAX_SEQ:
+            raise ApiError(422, "Last-Event-ID is past any stream sequence", details={"field": "Last-Event-ID"})
         return Start(seq=int(last_event_id) + 1)
     raw_seq, raw_since = request.query.get("since_seq", ""), request.query.get("since", "")
     if raw_seq and raw_since:
@@ -65,6 +71,8 @@ def start_of(request: web.Request, *, last_event_id: str = "") -> Start:
     if raw_seq:
         if not raw_seq.isdigit():
             raise ApiError(422, "query parameter 'since_seq' must be an integer >= 0", details={"field": "since_seq"})
+        if int(raw_seq) > MAX_SEQ:
+            raise ApiError(422, "query parameter 'since_seq' is past any stream sequence", details={"field": "since_seq"})
         return Start(seq=max(int(raw_seq), 1))
     if raw_since:
         try:
