@@ -63,7 +63,7 @@ def test_sources_on_the_calibrators_track_keep_their_flux(tmp_path: Path) -> Non
         jitter_s=0, catalogue=sky, run_check=False,
     )  # fmt: skip
     manifest = load_manifest(raw)
-    gid = sorted(manifest["groups"])[0]  # type: ignore[arg-type]
+    gid = sorted(manifest["groups"])[0]  # type: ignore[call-overload]
     files = [raw / f for f in manifest["groups"][gid]["files"]]  # type: ignore[index]
     ms = convert_group(files, tmp_path / "ms").path
 
