@@ -200,7 +200,8 @@ class Settings:
         metadata=_meta(
             "OBS_CATALOGUE",
             "--catalogue",
-            "reference catalogue (JSON, astro.catalogue) for forced photometry (default INCOMING/catalogue.json)",
+            "reference catalogue (JSON, astro.catalogue) for forced photometry and the calibration model's field "
+            "sources (default INCOMING/catalogue.json)",
         ),
     )
     ese_preset: str = field(

@@ -12,7 +12,8 @@ The simulator (``sim.observation.simulate``: drifting instrumental gains, therma
 SEFD, the drift-scan primary beam) gives the two brightest within 1.2 deg an ESE (a 50 % dip over
 the middle third of the epochs). Every epoch goes through the pipeline's own functions, as the
 actors call them: UVH5 -> MS (``convert_group``), the calibration set solved from the group
-(``solve_group``), calibration, peeling of 3C286 and CLEAN (``calibrate_and_image``), then forced
+(``solve_group``, its model 3C286 and the reference catalogue's sources in the tile, as the
+calibrator actor's ``--catalogue``), calibration, peeling of 3C286 and CLEAN (``calibrate_and_image``), then forced
 photometry with the actor's error model (``measure.measure``), the running statistics and the ESE
 test (``stats.update``, ``ese.evaluate``, ``ese.step``, the ``moderate`` preset).
 
@@ -131,7 +132,7 @@ def main() -> None:
         if not fits_path.exists():
             files = [raw / f for f in manifest["groups"][gid]["files"]]  # type: ignore[index]
             ms = convert_group(files, work / "ms").path
-            solved = solve_group(str(ms), str(work / "calsets" / gid), gid)
+            solved = solve_group(str(ms), str(work / "calsets" / gid), gid, catalogue_path=raw / "catalogue.json")
             if solved is None:
                 raise SystemExit(f"{gid}: no calibrator in the tile")
             fits_path.parent.mkdir(exist_ok=True)

@@ -4,7 +4,8 @@ On ``dsa.ms.written`` with ``stage = converted`` (from the watcher):
 
 1. **Solve** when a calibrator of ``astro.calibrators`` transits the group's tile (found from the
    MS itself, so a converted event that lost ``has_calibrator`` still gets its set): flag
-   (SumThreshold), model the calibrators through the drift-scan Airy beam, StEFCal bandpass and
+   (SumThreshold), model the calibrators and the tile's reference-catalogue sources (``--catalogue``;
+   ``field.py`` says why) through the drift-scan Airy beam, StEFCal bandpass and
    gains, CASA tables + ``calset.json`` under ``DATA/calsets/<group_id>/`` (``work.solve_group``
    in the process pool). Publishes ``dsa.calibration.solved`` (cal_group_id, created_at,
    num_targets, validity window), which ``GET /api/status`` lists under ``calibration_sets``.
@@ -91,6 +92,8 @@ class CalibratorActor(Actor):
             os.fspath(self.settings.calset_dir),
             event.group_id,
             self.settings.cal_validity_hours,
+            # the field's catalogue sources join the calibration model (calibrator/field.py)
+            os.fspath(self.settings.catalogue_path),
         )
         if solved is not None:
             await self._record_set(solved, event)
@@ -120,6 +123,7 @@ class CalibratorActor(Actor):
             "calibration set solved",
             cal_group_id=ev.cal_group_id,
             calibrators=solved["calibrators"],
+            field_sources=solved["field_sources"],
             num_targets=ev.num_targets,
             median_snr=round(float(solved["median_snr"]), 1),
             seconds=round(sum(solved["timings"].values()), 2),
@@ -202,4 +206,3 @@ class CalibratorActor(Actor):
                 await self._release()
             except Exception as exc:  # keep sweeping; the next event retries too
                 self.log.warning("sweep failed", error=f"{type(exc).__name__}: {exc}")
-

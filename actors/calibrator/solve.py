@@ -1,8 +1,9 @@
 """The calibrator's science: solve a calibration set from a calibrator group's MS.
 
-`solve_calibration(ms, calibrator, out_root)` -> `CalSetInfo`: flag (once per group - the flags
-are written back so the group's imager does not flag again), model the calibrator(s) attenuated by
-the drifting primary beam, solve bandpass and gains with StEFCal (B, G, then B and G again with
+`solve_calibration(ms, calibrator, out_root, field=...)` -> `CalSetInfo`: flag (once per group -
+the flags are written back so the group's imager does not flag again), model the calibrator(s) and
+the field's catalogue sources (``field.py`` says why they must be in it) attenuated by the
+drifting primary beam, solve bandpass and gains with StEFCal (B, G, then B and G again with
 each other's solution as prior), write a calibration set directory (`astro.caltables`).
 
 It lives beside the calibrator actor, which is its only production caller; the imager only reads
@@ -46,6 +47,10 @@ class SolveParams:
     min_snr: float = 3.0
     validity_hours: float = 12.0
     datacolumn: str = "DATA"
+    # field sources (``field.py``) join the model when their mean apparent flux (beam x spectrum,
+    # over the tile and band) reaches this: the catalogue's own floor, so every source the
+    # light curves measure is modelled
+    field_min_apparent_jy: float = 0.005
 
 
 @dataclass
@@ -64,6 +69,28 @@ class CalSetInfo:
     manifest: dict[str, Any] = field(default_factory=dict)
 
 
+def _source_doc(s: PointSource) -> dict[str, Any]:
+    return {"name": s.name, "ra_deg": s.ra_deg, "dec_deg": s.dec_deg, "flux_jy": s.flux_jy,
+            "spectral_index": s.spectral_index, "ref_freq_hz": s.ref_freq_hz}  # fmt: skip
+
+
+def _keep_bright(
+    sources: list[PointSource],
+    n_cals: int,
+    beam: np.ndarray | None,
+    freq: np.ndarray,
+    min_apparent_jy: float,
+) -> tuple[list[PointSource], np.ndarray | None]:
+    """The calibrators and the field sources whose mean apparent flux reaches `min_apparent_jy`."""
+    keep = list(range(n_cals))
+    for k in range(n_cals, len(sources)):
+        flux = sources[k].flux(freq)[None, :]
+        apparent = float(np.mean(flux * beam[k])) if beam is not None else float(np.mean(flux))
+        if apparent >= min_apparent_jy:
+            keep.append(k)
+    return [sources[k] for k in keep], (beam[keep] if beam is not None else None)
+
+
 def solve_calibration(
     ms_path: str | os.PathLike[str],
     calibrator: PointSource | Sequence[PointSource],
@@ -71,12 +98,19 @@ def solve_calibration(
     params: SolveParams | None = None,
     cal_group_id: str | None = None,
     data: VisData | None = None,
+    field: Sequence[PointSource] = (),
 ) -> CalSetInfo:
-    """Solve a calibration set from a calibrator group's MS and write it under `out_root`."""
+    """Solve a calibration set from a calibrator group's MS and write it under `out_root`.
+
+    `field`: the tile's other known sources (``field.field_sources``), modelled with the
+    calibrators but not recorded as the set's ``sources`` (the imager peels those): without them
+    the gains absorb the flux of field sources the array cannot tell from the calibrator.
+    """
     p = params or SolveParams()
-    sources = [calibrator] if isinstance(calibrator, PointSource) else list(calibrator)
-    if not sources:
+    cals = [calibrator] if isinstance(calibrator, PointSource) else list(calibrator)
+    if not cals:
         raise ValueError("no calibrator model given")
+    sources = cals + list(field)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     d = data if data is not None else read_ms(ms_path, p.datacolumn)
@@ -93,9 +127,16 @@ def solve_calibration(
     if p.beam != "none":
         _, lon, _ = itrf_to_geodetic(d.antenna_positions)
         beam = drift_beam_gains(
-            sources, d.mjd, d.freq, d.phase_dir[1], lon, d.dish_diameter,
+            sources,
+            d.mjd,
+            d.freq,
+            d.phase_dir[1],
+            lon,
+            d.dish_diameter,
             pointing_ra=None if p.beam == "drift" else d.phase_dir[0],
         )
+    if len(sources) > len(cals):
+        sources, beam = _keep_bright(sources, len(cals), beam, d.freq, p.field_min_apparent_jy)
     model = source_model_vis(d.uvw, d.freq, sources, d.phase_dir, beam)
     t0 = _timed(timings, "model", t0)
     nant = d.nant
@@ -120,12 +161,19 @@ def solve_calibration(
     gtimes = np.array([d.time[k * p.solint : (k + 1) * p.solint].mean() for k in range(ntb)])
     cid = cal_group_id or mjd_to_iso(float(d.mjd[0]))
     pols = [CORR_NAMES.get(c, str(c)) for c in d.corr_types]
-    s0 = sources[0]
+    s0 = cals[0]
+    modelled_field = sources[len(cals) :]
     manifest = write_calset(
         Path(out_root) / cid,
         cal_group_id=cid,
-        calibrator={"name": s0.name, "ra_deg": s0.ra_deg, "dec_deg": s0.dec_deg, "flux_jy": s0.flux_jy,
-                    "n_components": len(sources), "beam_model": p.beam},
+        calibrator={
+            "name": s0.name,
+            "ra_deg": s0.ra_deg,
+            "dec_deg": s0.dec_deg,
+            "flux_jy": s0.flux_jy,
+            "n_components": len(cals),
+            "beam_model": p.beam,
+        },
         antenna_names=d.antenna_names,
         antenna_positions=d.antenna_positions,
         freq=d.freq,
@@ -147,12 +195,10 @@ def solve_calibration(
         chan_width=d.chan_width,
         extra={
             "data_flagged_fraction": flag_fraction(flags, d.ant1, d.ant2),
-            # the whole sky model solved against: the imager subtracts it (peel.py)
-            "sources": [
-                {"name": s.name, "ra_deg": s.ra_deg, "dec_deg": s.dec_deg, "flux_jy": s.flux_jy,
-                 "spectral_index": s.spectral_index, "ref_freq_hz": s.ref_freq_hz}
-                for s in sources
-            ],
+            # the calibrators solved against: the imager subtracts them (peel.py)
+            "sources": [_source_doc(s) for s in cals],
+            # the field sources also in the model; imaged and measured, never peeled
+            "field_sources": [_source_doc(s) for s in modelled_field],
             "beam_model": p.beam,
         },
     )
@@ -172,4 +218,3 @@ def solve_calibration(
         median_snr=float(np.median(bp.snr[good])) if good.any() else 0.0,
         manifest=manifest,
     )
-

@@ -13,9 +13,11 @@ show the candidate and the dip in its light curve.
 
 Why these numbers. The variability detector runs its ``moderate`` preset (5σ against a baseline
 of at least 5 earlier epochs, see ``actors/variability/ese.py``), so epochs 0-5 build the baseline.
-16 antennas, 8 channels per subband and 256² images of 8" give ~3.4 mJy of image noise, 1.6× the
-thermal noise (THNOISE 2.1 mJy): the sources' epoch errors (thermal noise plus a 0.3 % flux scale,
-``actors/variability/errors.py``) are 0.7-1.1 %, their absolute (local-rms) errors 1.0-1.8 %, and
+16 antennas, 8 channels per subband and 256² images of 8" give 2.4-2.7 mJy of image noise,
+1.1-1.3× the thermal noise (THNOISE 2.1 mJy; it was 3.4 mJy, 1.6×, while the calibration was solved
+against 3C286 alone and mis-scaled the field: ``actors/calibrator/field.py``): the sources' epoch
+errors (thermal noise plus a 0.3 % flux scale, ``actors/variability/errors.py``) are 0.7-1.1 %,
+their absolute (local-rms) errors 0.6-1.1 %, and
 their epoch-to-epoch scatter is consistent with the epoch errors (a constant source must stay
 within 3σ of its baseline), while the dip deviates by more than 20σ. Each epoch's own calibrator group keeps the flux scale of the epochs equal; a target
 tile calibrated from a set solved minutes earlier drifts by up to ~8 % (see
@@ -210,13 +212,15 @@ async def test_injected_ese_from_dropped_files_is_flagged_alerted_once_and_shown
     assert len(images) == EPOCHS
     assert not await e2e.events(AlertRaised, lambda e: e.alert_type in ("calibrator_missing", "system_error"))
     assert not await e2e.events(DeadLettered)
-    # every measurement carries both errors; the epoch error (thermal + flux scale) is the smaller
-    # here, where the sidelobes make the local rms 1.6x the thermal noise and no source is > 0.5 Jy
+    # every measurement carries both errors. Which is the smaller depends on the image: the local
+    # rms counts the sidelobes, the epoch error a 0.3 % flux scale. With the field in the
+    # calibration model the sidelobes are low (local rms 1.1-1.3x thermal) and the two agree to
+    # within 20 % (epoch / local rms 0.98-1.17 measured); a factor 2 either way is a broken error
     measured = await e2e.events(SourceMeasured)
     assert len(measured) == EPOCHS
     for ev in measured:
         assert len(ev.abs_error_jy) == len(ev.error_jy) == len(ev.source_ids) == len(SOURCES)
-        assert all(0 < e < a for e, a in zip(ev.error_jy, ev.abs_error_jy, strict=True)), ev
+        assert all(0 < e and 0.5 * a < e < 2 * a for e, a in zip(ev.error_jy, ev.abs_error_jy, strict=True)), ev
     # the same tile a day apart is no run of consecutive tiles: no hourly mosaic is started
     assert not await e2e.events(PipelineJobUpdated)
 
