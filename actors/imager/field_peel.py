@@ -1,0 +1,348 @@
+"""Bright field sources, found in the data: predicted through the drifting beam, fluxes fitted.
+
+Why: DSA-110 drifts, so every source's apparent flux changes over a 5-minute tile as the sky moves
+~1.2 deg through the ~3 deg primary beam (and, the beam being chromatic, across the band). CLEAN
+models a sky that is constant over the data; a 1 Jy field source near the half-power radius
+changes by tens of per cent over the tile, and what CLEAN cannot model stays as sidelobes far
+above the thermal noise. At full size (4800 x 3") the image noise was 2.3x thermal after the
+calibrator was peeled (`peel.py`) and the same sky with a time-constant beam reached 1.3x: the
+drift of the field sources is the difference (README, issue 11).
+
+The calibrator's model is known from its calibration set; field sources' are not, and the ESE
+science needs every flux to come from this epoch's data, never from a catalogue. So the few
+brightest field sources are found and measured here:
+
+* **Found** after the first minor cycle, from the CLEAN components: components are clustered
+  around the brightest ones (radius half a beam), and the clusters whose summed flux reaches
+  `min_snr` x the noise of the dirty image (and `min_jy`) are taken, the brightest first, at most
+  `max_sources`. A cluster's position is the flux-weighted centroid of its components (sub-pixel:
+  a source between pixels is split over its neighbours in proportion). Clusters near a source
+  that is already peeled are left to CLEAN.
+* **Fitted**: each is predicted with the drift beam (per integration and channel, at full
+  spectral resolution and averaged like the data, so bandwidth smearing is the data's) in two
+  basis functions, the beam x 1 and the beam x ln(f / f0) (a power-law spectrum, linearised),
+  and the amplitudes of all of them are fitted jointly by weighted linear least squares to the
+  data minus the rest of the CLEAN model and the peeled calibrator. The components of the
+  clusters are removed from the CLEAN model; the fitted sources are subtracted in every later
+  major cycle, as the calibrator is, and CLEAN deconvolves the rest.
+* **Restored** as the calibrator is: a restoring-beam Gaussian at the fitted position, with the
+  fitted apparent flux averaged with the imaging weights (`peel.imaged_flux`'s definition), so
+  photometry at the position returns the flux this epoch's data gave.
+
+Cost: the prediction is one complex multiplication per channel and basis function (the phase
+advances by a constant step across a uniformly spaced band, recomputed exactly at the start of
+each averaged channel), done twice (once for the normal equations, once for the fitted model,
+in time chunks so that no per-source visibility cube is held), and the normal equations are BLAS
+products of a few basis vectors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numba
+import numpy as np
+import numpy.typing as npt
+
+from actors.imager.clean import Beam
+from actors.imager.peel import KnownSource
+from astro.skymodel import PointSource, drift_beam_gains, lm_to_radec, radec_to_lmn
+
+C_LIGHT = 299792458.0
+
+__all__ = ["FieldPeeler", "Geometry", "find_clusters", "predict_basis"]
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """What the prediction needs once the visibility cube is freed: cross-correlation uvw
+    [ntime, nbl, 3] (m), the full-resolution band [nchan] (Hz), the integrations' MJDs [ntime],
+    the phase centre (rad), the site longitude (deg), the dish diameter (m), and the channel
+    averaging of the imaged data."""
+
+    uvw: npt.NDArray[np.float64]
+    freq: npt.NDArray[np.float64]
+    mjd: npt.NDArray[np.float64]
+    phase_dir: tuple[float, float]
+    lon_deg: float
+    dish_diameter: float
+    chan_avg: int
+
+    @property
+    def ntime(self) -> int:
+        return int(self.uvw.shape[0])
+
+    @property
+    def nbl(self) -> int:
+        return int(self.uvw.shape[1])
+
+    @property
+    def nco(self) -> int:
+        return -(-self.freq.size // max(1, self.chan_avg))
+
+
+@numba.njit(parallel=True, cache=True)
+def _basis_kernel(
+    uvw: npt.NDArray[np.float64],
+    freq: npt.NDArray[np.float64],
+    lmn: npt.NDArray[np.float64],
+    amp: npt.NDArray[np.float64],
+    src: npt.NDArray[np.int64],
+    avg: int,
+    uniform: bool,
+    out: npt.NDArray[np.complex64],
+) -> None:  # pragma: no cover - compiled
+    nb = amp.shape[0]
+    ntime, nbl = uvw.shape[0], uvw.shape[1]
+    nchan = freq.shape[0]
+    nco = out.shape[2]
+    k = -2.0 * np.pi / 299792458.0
+    df = freq[1] - freq[0] if nchan > 1 else 0.0
+    for r in numba.prange(ntime * nbl):
+        t = r // nbl
+        b = r % nbl
+        u, v, w = uvw[t, b, 0], uvw[t, b, 1], uvw[t, b, 2]
+        for j in range(nb):
+            s = src[j]
+            delay = u * lmn[s, 0] + v * lmn[s, 1] + w * (lmn[s, 2] - 1.0)
+            step = complex(np.cos(k * delay * df), np.sin(k * delay * df))
+            for co in range(nco):
+                c0 = co * avg
+                c1 = min(nchan, c0 + avg)
+                ph = complex(np.cos(k * delay * freq[c0]), np.sin(k * delay * freq[c0]))
+                acc = 0j
+                for c in range(c0, c1):
+                    if not uniform and c > c0:
+                        ph = complex(np.cos(k * delay * freq[c]), np.sin(k * delay * freq[c]))
+                    acc += amp[j, t, c] * ph
+                    if uniform:
+                        ph *= step
+                out[j, r, co] = np.complex64(acc / (c1 - c0))
+
+
+def predict_basis(
+    geom: Geometry,
+    lmn: npt.NDArray[np.float64],
+    amp: npt.NDArray[np.float64],
+    src: npt.NDArray[np.int64],
+    t0: int = 0,
+    t1: int | None = None,
+) -> npt.NDArray[np.complex64]:
+    """Basis visibilities [nbasis, (t1 - t0) * nbl, nco] of integrations t0..t1: basis j is the
+    point source `src[j]` (direction cosines `lmn[src[j]]`) with apparent amplitude
+    `amp[j]` [ntime, nchan], predicted per channel and averaged over `geom.chan_avg` channels."""
+    t1 = geom.ntime if t1 is None else t1
+    f = geom.freq
+    uniform = bool(f.size < 2 or np.allclose(np.diff(f), f[1] - f[0], rtol=1e-9, atol=1e-3))
+    out = np.empty((amp.shape[0], (t1 - t0) * geom.nbl, geom.nco), np.complex64)
+    _basis_kernel(
+        np.ascontiguousarray(geom.uvw[t0:t1]),
+        np.ascontiguousarray(f, np.float64),
+        np.ascontiguousarray(lmn, np.float64),
+        np.ascontiguousarray(amp[:, t0:t1], np.float64),
+        np.ascontiguousarray(src, np.int64),
+        max(1, int(geom.chan_avg)),
+        uniform,
+        out,
+    )
+    return out
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """CLEAN components around one source: summed flux (Jy) and flux-weighted centroid (pixels)."""
+
+    flux: float
+    x: float
+    y: float
+
+
+def find_clusters(
+    model: npt.NDArray[np.floating],
+    radius_px: float,
+    min_flux: float,
+    max_clusters: int,
+    avoid: Sequence[tuple[float, float]] = (),
+    avoid_px: float = 0.0,
+) -> list[Cluster]:
+    """The brightest clusters of CLEAN components: greedily, the brightest remaining component and
+    every component within `radius_px` of it; kept when their summed flux reaches `min_flux` and
+    the centroid is more than `avoid_px` from every (x, y) of `avoid`. At most `max_clusters`."""
+    ys, xs = np.nonzero(model)
+    if ys.size == 0 or max_clusters <= 0:
+        return []
+    vals = model[ys, xs].astype(np.float64)
+    order = np.argsort(-vals)
+    used = np.zeros(ys.size, bool)
+    out: list[Cluster] = []
+    r2 = radius_px * radius_px
+    for i in order:
+        if used[i] or vals[i] <= 0:
+            continue
+        near = ((ys - ys[i]) ** 2 + (xs - xs[i]) ** 2 <= r2) & ~used
+        used |= near
+        f = float(vals[near].sum())
+        if f < min_flux:
+            if vals[i] * np.pi * (radius_px + 1.0) ** 2 < min_flux:  # no later cluster can reach it
+                break
+            continue
+        pos = np.clip(vals[near], 0.0, None)
+        x = float((pos * xs[near]).sum() / pos.sum())
+        y = float((pos * ys[near]).sum() / pos.sum())
+        if any((x - ax) ** 2 + (y - ay) ** 2 < avoid_px**2 for ax, ay in avoid):
+            continue
+        out.append(Cluster(f, x, y))
+        if len(out) >= max_clusters:
+            break
+    return out
+
+
+@dataclass
+class FieldPeeler:
+    """The cotton_schwab hook (see the module docstring): `select` after the first minor cycle,
+    `fit` once the rest of the model's visibilities are known. `known` holds the result."""
+
+    geom: Geometry
+    npix: int
+    cell_rad: float
+    max_sources: int = 8
+    min_snr: float = 20.0
+    min_jy: float = 0.0
+    min_beam: float = 0.05
+    spectral: bool = True
+    avoid_radec: Sequence[tuple[float, float]] = ()  # (ra, dec) deg of sources peeled already
+    chunk: int = 4  # integrations per prediction chunk
+    known: list[KnownSource] = field(default_factory=list)
+    coefficients: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    _sources: list[PointSource] = field(default_factory=list)
+    _beam: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros((0, 0, 0)))
+
+    def _pixel(self, ra_deg: float, dec_deg: float) -> tuple[float, float]:
+        lmn = radec_to_lmn(np.deg2rad(ra_deg), np.deg2rad(dec_deg), *self.geom.phase_dir)
+        return self.npix / 2 - float(lmn[0]) / self.cell_rad, self.npix / 2 + float(lmn[1]) / self.cell_rad
+
+    def select(self, model: npt.NDArray[np.float32], noise: float, beam: Beam) -> bool:
+        """Find the brightest component clusters in `model` (Jy/pixel), take them out of it
+        (in place) and remember them as sources to fit. True if any was found."""
+        bmaj_px = beam.bmaj / self.cell_rad
+        radius = max(2.0, 0.5 * bmaj_px)
+        avoid = [self._pixel(ra, dec) for ra, dec in self.avoid_radec]
+        clusters = find_clusters(
+            model, radius, max(self.min_jy, self.min_snr * noise), self.max_sources * 2, avoid, 2.0 * bmaj_px
+        )
+        if not clusters:
+            return False
+        ra0, dec0 = self.geom.phase_dir
+        cands = []
+        for k, c in enumerate(clusters):
+            lval = -(c.x - self.npix / 2) * self.cell_rad
+            mval = (c.y - self.npix / 2) * self.cell_rad
+            ra, dec = lm_to_radec(lval, mval, ra0, dec0)
+            cands.append(
+                PointSource(
+                    f"F{k + 1}",
+                    float(np.rad2deg(ra)),
+                    float(np.rad2deg(dec)),
+                    c.flux,
+                    0.0,
+                    float(np.mean(self.geom.freq)),
+                )
+            )
+        g = self.geom
+        beams = drift_beam_gains(cands, g.mjd, g.freq, g.phase_dir[1], g.lon_deg, g.dish_diameter)
+        keep = [k for k in range(len(cands)) if float(np.mean(beams[k])) >= self.min_beam][: self.max_sources]
+        if not keep:
+            return False
+        self._sources = [
+            PointSource(
+                f"F{i + 1}",
+                *[getattr(cands[k], a) for a in ("ra_deg", "dec_deg", "flux_jy", "spectral_index", "ref_freq_hz")],
+            )
+            for i, k in enumerate(keep)
+        ]
+        self._beam = beams[keep]
+        yy, xx = np.ogrid[: self.npix, : self.npix]
+        for k in keep:
+            c = clusters[k]
+            y0, y1 = max(0, int(c.y - radius) - 1), min(self.npix, int(c.y + radius) + 2)
+            x0, x1 = max(0, int(c.x - radius) - 1), min(self.npix, int(c.x + radius) + 2)
+            sub = (yy[y0:y1] - c.y) ** 2 + (xx[:, x0:x1] - c.x) ** 2 <= (radius + 1.0) ** 2
+            model[y0:y1, x0:x1][sub] = 0.0
+        return True
+
+    def _amplitudes(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+        """Basis amplitudes [nbasis, ntime, nchan] and their sources: beam, and beam x ln(f/f0)."""
+        f = self.geom.freq
+        x = np.log(f / float(np.mean(f)))
+        amps, src = [], []
+        for k in range(len(self._sources)):
+            amps.append(self._beam[k])
+            src.append(k)
+            if self.spectral:
+                amps.append(self._beam[k] * x[None, :])
+                src.append(k)
+        return np.stack(amps), np.array(src, np.int64)
+
+    def fit(self, target: npt.NDArray[np.complex64], wgt: npt.NDArray[np.floating]) -> npt.NDArray[np.complex64]:
+        """Fit the selected sources' amplitudes to `target` [nrow, nco] (the data minus every other
+        model) with weights `wgt`, by linear least squares; return their model visibilities."""
+        g = self.geom
+        amp, src = self._amplitudes()
+        lmn = radec_to_lmn(
+            np.deg2rad([s.ra_deg for s in self._sources]), np.deg2rad([s.dec_deg for s in self._sources]), *g.phase_dir
+        )
+        nb = amp.shape[0]
+        normal = np.zeros((nb, nb))
+        rhs = np.zeros(nb)
+        rows = g.nbl
+        for t0 in range(0, g.ntime, self.chunk):
+            t1 = min(g.ntime, t0 + self.chunk)
+            basis = predict_basis(g, lmn, amp, src, t0, t1).reshape(nb, -1)
+            w = np.asarray(wgt[t0 * rows : t1 * rows], np.float32).reshape(-1)
+            d = target[t0 * rows : t1 * rows].reshape(-1)
+            bw = np.conj(basis) * w[None, :]
+            normal += np.real(bw @ basis.T)
+            rhs += np.real(bw @ d)
+        # a basis with no support (a source in a fully flagged corner) is left at zero
+        diag = np.diag(normal).copy()
+        ok = diag > 1e-12 * max(float(diag.max()), 1e-300)
+        coef = np.zeros(nb)
+        coef[ok] = np.linalg.solve(normal[np.ix_(ok, ok)], rhs[ok])
+        self.coefficients = coef
+        out = np.empty((g.ntime * rows, g.nco), np.complex64)
+        for t0 in range(0, g.ntime, self.chunk):
+            t1 = min(g.ntime, t0 + self.chunk)
+            basis = predict_basis(g, lmn, amp, src, t0, t1)
+            out[t0 * rows : t1 * rows] = np.tensordot(coef.astype(np.float32), basis, axes=(0, 0))
+        self.known = self._restore_list(amp, src, coef, wgt)
+        return out
+
+    def _restore_list(
+        self,
+        amp: npt.NDArray[np.float64],
+        src: npt.NDArray[np.int64],
+        coef: npt.NDArray[np.float64],
+        wgt: npt.NDArray[np.floating],
+    ) -> list[KnownSource]:
+        """Each source with its fitted apparent flux averaged with the imaging weights."""
+        g = self.geom
+        avg = max(1, g.chan_avg)
+        w = np.asarray(wgt, np.float64).reshape(g.ntime, g.nbl, g.nco).sum(axis=1)  # [ntime, nco]
+        sw = float(w.sum())
+        f0 = float(np.mean(g.freq))
+        out = []
+        for k, s in enumerate(self._sources):
+            app = np.zeros((g.ntime, g.freq.size))
+            a = b = 0.0
+            for j in np.nonzero(src == k)[0]:
+                app += coef[j] * amp[j]
+                if j == np.nonzero(src == k)[0][0]:
+                    a = float(coef[j])
+                else:
+                    b = float(coef[j])
+            app_avg = np.stack([app[:, c * avg : (c + 1) * avg].mean(axis=1) for c in range(g.nco)], axis=1)
+            flux = float((w * app_avg).sum() / sw) if sw > 0 else float(app_avg.mean())
+            alpha = b / a if a != 0 else 0.0
+            out.append(KnownSource(PointSource(s.name, s.ra_deg, s.dec_deg, a, alpha, f0), flux))
+        return out
