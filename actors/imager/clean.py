@@ -71,7 +71,9 @@ class FieldModel(Protocol):
     """Sources taken out of the CLEAN model after the first minor cycle and fitted in the
     visibilities (`field_peel.FieldPeeler`)."""
 
-    def select(self, model: npt.NDArray[np.float32], noise: float, beam: Beam) -> bool: ...
+    def select(
+        self, model: npt.NDArray[np.float32], dirty: npt.NDArray[np.float32], noise: float, beam: Beam
+    ) -> bool: ...
 
     def fit(self, target: npt.NDArray[np.complex64], wgt: npt.NDArray[np.float32]) -> npt.NDArray[np.complex64]: ...
 
@@ -463,7 +465,7 @@ def cotton_schwab(
             break
         ncomp += done
         t1 = time.perf_counter()
-        fitting = field_model is not None and nmajor == 0 and field_model.select(model, noise, beam)
+        fitting = field_model is not None and nmajor == 0 and field_model.select(model, residual, noise, beam)
         mvis = degrid(uvw, freq, model, cell_rad, wgt, epsilon, nthreads, do_wgridding)
         if known_vis is not None:
             mvis += known_vis

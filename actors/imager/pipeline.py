@@ -6,8 +6,10 @@
   calibration (raises `NoCalibrationError` when none is valid - before reading the data), flag,
   apply, average the parallel hands in frequency, predict the sets' calibrators that lie in the
   beam (`peel.py`), Briggs-weight, grid with ducc0, Cotton-Schwab CLEAN with phase-only
-  self-calibration in its major cycles (`selfcal.py`), restore (the peeled sources at their exact
-  positions), write the FITS image and its PNG thumbnail, count sources above 5 sigma.
+  self-calibration in its major cycles (`selfcal.py`) and, after its first minor cycle, the
+  brightest field sources found in the data fitted through the drift beam and subtracted
+  (`field_peel.py`), restore (the peeled sources at their exact positions), write the FITS image
+  and its PNG thumbnail, count sources above 5 sigma.
 """
 
 from __future__ import annotations

@@ -168,3 +168,14 @@ def test_clusters_are_found_brightest_first_away_from_known_sources() -> None:
     model[20, 50] = 3.0  # next to a source peeled already
     got = field_peel.find_clusters(model, 3.0, 0.1, 5, avoid=[(50.0, 21.0)], avoid_px=5.0)
     assert [(round(c.flux, 3), round(c.x, 3), round(c.y, 3)) for c in got] == [(1.5, 30.0, 40.0), (0.8, 10.25, 10.0)]
+
+
+def test_a_peak_is_refined_to_a_fraction_of_a_pixel() -> None:
+    yy, xx = np.mgrid[:40, :40].astype(float)
+    x0, y0 = 17.3, 22.65
+    a, b, th = 4.0, 2.0, np.deg2rad(30.0)  # an elliptical, tilted beam (sigma, pixels)
+    u = (xx - x0) * np.cos(th) + (yy - y0) * np.sin(th)
+    v = -(xx - x0) * np.sin(th) + (yy - y0) * np.cos(th)
+    img = np.exp(-0.5 * ((u / a) ** 2 + (v / b) ** 2))
+    x, y = field_peel.refine_peak(img, 18.0, 22.0, 2)
+    assert abs(x - x0) < 0.05 and abs(y - y0) < 0.05
