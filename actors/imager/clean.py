@@ -68,11 +68,10 @@ class Beam:
 
 
 class FieldModel(Protocol):
-    """Sources taken out of the CLEAN model after the first minor cycle and fitted in the
-    visibilities (`field_peel.FieldPeeler`)."""
+    """Sources taken out of the CLEAN model and fitted in the visibilities (`field_peel.FieldPeeler`)."""
 
     def select(
-        self, model: npt.NDArray[np.float32], dirty: npt.NDArray[np.float32], noise: float, beam: Beam
+        self, model: npt.NDArray[np.float32], dirty: npt.NDArray[np.float32], noise: float, beam: Beam, sidelobe: float
     ) -> bool: ...
 
     def fit(self, target: npt.NDArray[np.complex64], wgt: npt.NDArray[np.float32]) -> npt.NDArray[np.complex64]: ...
@@ -402,9 +401,10 @@ def cotton_schwab(
     `refine(model_vis)`, if given, is called in every major cycle with the whole model's
     visibilities (CLEAN components + known sources) and may return new data visibilities - self-
     calibration (`selfcal.py`) - from which that cycle's residual is made.
-    `field_model`, if given, may take sources out of the CLEAN model after the first minor cycle
-    (`select`, measured against the dirty image's noise) and `fit` them to the data minus the rest
-    of the model; their visibilities then join `known_vis` for the following cycles.
+    `field_model`, if given, is asked after every minor cycle (`select`, with the residual image
+    the cycle started from and its noise) whether sources are to be taken out of the CLEAN model
+    and fitted to the data minus the whole model (`fit`); the change of their visibilities joins
+    `known_vis` for the following cycles.
     """
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -465,14 +465,14 @@ def cotton_schwab(
             break
         ncomp += done
         t1 = time.perf_counter()
-        fitting = field_model is not None and nmajor == 0 and field_model.select(model, residual, noise, beam)
+        fitting = field_model is not None and field_model.select(model, residual, noise, beam, sidelobe)
         mvis = degrid(uvw, freq, model, cell_rad, wgt, epsilon, nthreads, do_wgridding)
         if known_vis is not None:
             mvis += known_vis
         if fitting:
             assert field_model is not None
             t2 = time.perf_counter()
-            fvis = field_model.fit(vis - mvis, wgt)
+            fvis = field_model.fit(vis - mvis, wgt)  # the change of their model
             mvis += fvis
             known_vis = fvis if known_vis is None else known_vis + fvis
             del fvis
