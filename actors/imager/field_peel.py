@@ -152,6 +152,7 @@ def predict_basis(
     src: npt.NDArray[np.int64],
     t0: int = 0,
     t1: int | None = None,
+    out: npt.NDArray[np.complex64] | None = None,
 ) -> npt.NDArray[np.complex64]:
     """Basis visibilities [nbasis, (t1 - t0) * nbl, nco] of integrations t0..t1: basis j is the
     point source `src[j]` (direction cosines `lmn[src[j]]`) with apparent amplitude `amp[j]`
@@ -161,7 +162,8 @@ def predict_basis(
     Within a block the amplitude is taken as constant (the beam and a power law change by < 0.1 %
     over a few MHz) and the channels as uniformly spaced, so the average of the phase factors is
     the phase at the block's centre times the bandwidth-smearing factor sin(n x / 2) / (n sin(x / 2)):
-    two complex multiplications per block instead of `chan_avg` phase evaluations.
+    two complex multiplications per block instead of `chan_avg` phase evaluations. `out`, if
+    large enough, is used as the result's memory.
     """
     t1 = geom.ntime if t1 is None else t1
     f = np.asarray(geom.freq, np.float64)
@@ -171,7 +173,11 @@ def predict_basis(
         raise ValueError("field peeling needs uniformly spaced channels")
     fmid = block_mean(f, avg)
     nper = np.array([min(f.size, (c + 1) * avg) - c * avg for c in range(fmid.size)], np.int64)
-    out = np.empty((amp.shape[0], (t1 - t0) * geom.nbl, geom.nco), np.complex64)
+    shape = (amp.shape[0], (t1 - t0) * geom.nbl, geom.nco)
+    if out is None or out.size < np.prod(shape):
+        out = np.empty(shape, np.complex64)
+    else:  # a buffer reused from chunk to chunk: no fresh pages to fault in for every chunk
+        out = out.reshape(-1)[: int(np.prod(shape))].reshape(shape)
     _basis_kernel(
         np.ascontiguousarray(geom.uvw[t0:t1]),
         fmid,
@@ -394,16 +400,20 @@ class FieldPeeler:
         normal = np.zeros((nb, nb))
         rhs = np.zeros(nb)
         rows = g.nbl
+        buf = np.empty((nb, self.chunk * rows, g.nco), np.complex64)
+        wbuf = np.empty(2 * buf.size, np.float32)
         for t0 in range(0, g.ntime, self.chunk):
             t1 = min(g.ntime, t0 + self.chunk)
             # Re(conj(a) b) = a.re b.re + a.im b.im: real products of the interleaved float32 views
-            basis = predict_basis(g, lmn, amp, src, t0, t1).reshape(nb, -1).view(np.float32)
+            basis = predict_basis(g, lmn, amp, src, t0, t1, buf).reshape(nb, -1).view(np.float32)
             w2 = np.repeat(np.asarray(wgt[t0 * rows : t1 * rows], np.float32).reshape(-1), 2)
-            bw = basis * w2[None, :]
+            bw = wbuf[: basis.size].reshape(basis.shape)
+            np.multiply(basis, w2[None, :], out=bw)
             if first:
                 normal += bw @ basis.T
             rhs += bw @ np.ascontiguousarray(target[t0 * rows : t1 * rows]).reshape(-1).view(np.float32)
             del basis, bw, w2
+        del wbuf
         if first:
             self._normal = normal
         normal = self._normal
@@ -418,9 +428,10 @@ class FieldPeeler:
         c32 = delta.astype(np.float32)
         for t0 in range(0, g.ntime, self.chunk):
             t1 = min(g.ntime, t0 + self.chunk)
-            pred = predict_basis(g, lmn, amp, src, t0, t1)
+            pred = predict_basis(g, lmn, amp, src, t0, t1, buf)
             out[t0 * rows : t1 * rows] = np.tensordot(c32, pred, axes=(0, 0))
             del pred
+        del buf
         self.known = self._restore_list(amp, src, self.coefficients, wgt)
         return out
 
