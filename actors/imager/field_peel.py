@@ -4,9 +4,10 @@ Why: DSA-110 drifts, so every source's apparent flux changes over a 5-minute til
 ~1.2 deg through the ~3 deg primary beam (and, the beam being chromatic, across the band). CLEAN
 models a sky that is constant over the data; a 1 Jy field source near the half-power radius
 changes by tens of per cent over the tile, and what CLEAN cannot model stays as sidelobes far
-above the thermal noise. At full size (4800 x 3") the image noise was 2.3x thermal after the
+above the thermal noise. At full size (4800 x 3") the image noise was 1.9-2.3x thermal after the
 calibrator was peeled (`peel.py`) and the same sky with a time-constant beam reached 1.3x: the
-drift of the field sources is the difference (README, issue 11).
+drift of the field sources is the difference. With the eight brightest peeled here: 1.36x
+(README, issue 11).
 
 The calibrator's model is known from its calibration set; field sources' are not, and the ESE
 science needs every flux to come from this epoch's data, never from a catalogue. So the few
@@ -16,13 +17,12 @@ brightest field sources are found and measured here:
   around the brightest ones (radius half a beam), and the clusters whose summed flux reaches
   `min_snr` x the noise of the dirty image (and `min_jy`) are taken, the brightest first, at most
   `max_sources`. A source's position is the sub-pixel peak of the dirty image next to its
-  cluster (a quadratic through the 3 x 3 pixels around the brightest; on the benchmark's 3"
-  cells and the test's 12" cells the components' centroid was within a tenth of a pixel too, but
-  it can be pulled by components CLEAN put on the source's drift residuals). Clusters near a
+  cluster (a quadratic through the 3 x 3 pixels around the brightest), not the components'
+  centroid, which components CLEAN put on the source's drift residuals can pull. Clusters near a
   source that is already peeled are left to CLEAN.
-* **Fitted**: each is predicted with the drift beam (per integration and channel, at full
-  spectral resolution and averaged like the data, so bandwidth smearing is the data's) in two
-  basis functions, the beam x 1 and the beam x ln(f / f0) (a power-law spectrum, linearised),
+* **Fitted**: each is predicted with the drift beam (per integration and averaged channel: the
+  phase at the block's centre times its bandwidth-smearing factor, so the smearing is the
+  data's) in two basis functions, the beam x 1 and the beam x ln(f / f0) (a power-law spectrum, linearised),
   and the amplitudes of all of them are fitted jointly by weighted linear least squares to the
   data minus the rest of the CLEAN model and the peeled calibrator. The components of the
   clusters are removed from the CLEAN model; the fitted sources are subtracted in every later
@@ -38,9 +38,9 @@ brightest field sources are found and measured here:
   fitted apparent flux averaged with the imaging weights (`peel.imaged_flux`'s definition), so
   photometry at the position returns the flux this epoch's data gave.
 
-Cost: the prediction is one complex multiplication per channel and basis function (the phase
-advances by a constant step across a uniformly spaced band, recomputed exactly at the start of
-each averaged channel), done twice (once for the normal equations, once for the fitted model,
+Cost: the prediction is a complex multiplication per averaged channel and source (the phase
+advances by a constant step from one block's centre to the next across a uniformly spaced band),
+done twice (once for the normal equations, once for the fitted model,
 in time chunks so that no per-source visibility cube is held), and the normal equations are BLAS
 products of a few basis vectors.
 """
@@ -57,8 +57,6 @@ import numpy.typing as npt
 from actors.imager.clean import Beam
 from actors.imager.peel import KnownSource
 from astro.skymodel import PointSource, drift_beam_gains, lm_to_radec, radec_to_lmn
-
-C_LIGHT = 299792458.0
 
 __all__ = ["FieldPeeler", "Geometry", "find_clusters", "predict_basis", "refine_peak"]
 
