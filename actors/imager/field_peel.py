@@ -422,12 +422,16 @@ class FieldPeeler:
         delta[ok] = np.linalg.solve(normal[np.ix_(ok, ok)], rhs[ok])
         self.coefficients = delta if first else self.coefficients + delta
         self.n_fits += 1
+        # the change of the model: one amplitude per source (its basis functions share the phases)
+        nsrc = len(self._sources)
+        amp_delta = np.zeros((nsrc, *amp.shape[1:]))
+        for j in range(nb):
+            amp_delta[src[j]] += delta[j] * amp[j]
         out = np.empty((g.ntime * rows, g.nco), np.complex64)
-        c32 = delta.astype(np.float32)
         for t0 in range(0, g.ntime, self.chunk):
             t1 = min(g.ntime, t0 + self.chunk)
-            pred = predict_basis(g, lmn, amp, src, t0, t1, buf)
-            out[t0 * rows : t1 * rows] = np.tensordot(c32, pred, axes=(0, 0))
+            pred = predict_basis(g, lmn, amp_delta, np.arange(nsrc), t0, t1, buf)
+            np.sum(pred, axis=0, out=out[t0 * rows : t1 * rows])
             del pred
         del buf
         self.known = self._restore_list(amp, src, self.coefficients, wgt)
