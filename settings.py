@@ -379,6 +379,15 @@ class Settings:
         default=3,
         metadata=_meta("OBS_IMAGE_MAX_MAJOR", "--image-max-major", "imager: most CLEAN major cycles"),
     )
+    image_peel_field: int = field(
+        default=8,
+        metadata=_meta(
+            "OBS_IMAGE_PEEL_FIELD",
+            "--image-peel-field",
+            "imager: most field sources found in the data, fitted through the drift beam and subtracted "
+            "before CLEAN (0: none)",
+        ),
+    )
     search_time_limit_s: float = field(
         default=1800.0,
         metadata=_meta(

@@ -27,6 +27,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numba
 import numpy as np
@@ -64,6 +65,16 @@ class Beam:
     def arcsec(self) -> tuple[float, float, float]:
         """(bmaj ", bmin ", bpa deg)."""
         return self.bmaj * 206264.80624709636, self.bmin * 206264.80624709636, float(np.rad2deg(self.bpa))
+
+
+class FieldModel(Protocol):
+    """Sources taken out of the CLEAN model and fitted in the visibilities (`field_peel.FieldPeeler`)."""
+
+    def select(
+        self, model: npt.NDArray[np.float32], dirty: npt.NDArray[np.float32], noise: float, beam: Beam, sidelobe: float
+    ) -> bool: ...
+
+    def fit(self, target: npt.NDArray[np.complex64], wgt: npt.NDArray[np.float32]) -> npt.NDArray[np.complex64]: ...
 
 
 @dataclass
@@ -214,7 +225,9 @@ def fit_beam(psf: npt.NDArray[np.floating], cell_rad: float, level: float = PSF_
     evals, evecs = np.linalg.eigh(q0)
     evals = np.clip(evals, 1e-6, None)
     # parameters: log sigma_major, log sigma_minor (pixels), angle of the major axis from +m to +l
-    p0 = np.array([0.5 * np.log(1 / (2 * evals[0])), 0.5 * np.log(1 / (2 * evals[1])), np.arctan2(evecs[0, 0], evecs[1, 0])])
+    p0 = np.array(
+        [0.5 * np.log(1 / (2 * evals[0])), 0.5 * np.log(1 / (2 * evals[1])), np.arctan2(evecs[0, 0], evecs[1, 0])]
+    )
 
     def resid(p: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         sa, sb, th = np.exp(p[0]), np.exp(p[1]), p[2]
@@ -287,8 +300,13 @@ def restore(
     out = np.array(residual, np.float32, copy=True)
     ys, xs = np.nonzero(model)
     if ys.size:
-        _add_kernel(out, ys.astype(np.int64), xs.astype(np.int64), model[ys, xs].astype(np.float32),
-                    gaussian_kernel(beam, cell_rad))
+        _add_kernel(
+            out,
+            ys.astype(np.int64),
+            xs.astype(np.int64),
+            model[ys, xs].astype(np.float32),
+            gaussian_kernel(beam, cell_rad),
+        )
     return out
 
 
@@ -371,6 +389,7 @@ def cotton_schwab(
     dirty: npt.NDArray[np.float32] | None = None,
     known_vis: npt.NDArray[np.complex64] | None = None,
     refine: Callable[[npt.NDArray[np.complex64]], npt.NDArray[np.complex64] | None] | None = None,
+    field_model: FieldModel | None = None,
 ) -> CleanResult:
     """Image and CLEAN vis[nrow, nchan] (Stokes I) with imaging weights wgt[nrow, nchan].
 
@@ -382,6 +401,10 @@ def cotton_schwab(
     `refine(model_vis)`, if given, is called in every major cycle with the whole model's
     visibilities (CLEAN components + known sources) and may return new data visibilities - self-
     calibration (`selfcal.py`) - from which that cycle's residual is made.
+    `field_model`, if given, is asked after every minor cycle (`select`, with the residual image
+    the cycle started from and its noise) whether sources are to be taken out of the CLEAN model
+    and fitted to the data minus the whole model (`fit`); the change of their visibilities joins
+    `known_vis` for the following cycles.
     """
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -427,16 +450,33 @@ def cotton_schwab(
         ay, ax = np.nonzero(absr >= level)
         del absr
         vals = residual[ay, ax].astype(np.float32)
-        done = _minor_cycle(ay.astype(np.int64), ax.astype(np.int64), vals, psf, float(gain), float(max(stop, level)),
-                            int(niter - ncomp), model)
+        done = _minor_cycle(
+            ay.astype(np.int64),
+            ax.astype(np.int64),
+            vals,
+            psf,
+            float(gain),
+            float(max(stop, level)),
+            int(niter - ncomp),
+            model,
+        )
         t_minor += time.perf_counter() - t1
         if done == 0:
             break
         ncomp += done
         t1 = time.perf_counter()
+        fitting = field_model is not None and field_model.select(model, residual, noise, beam, sidelobe)
         mvis = degrid(uvw, freq, model, cell_rad, wgt, epsilon, nthreads, do_wgridding)
         if known_vis is not None:
             mvis += known_vis
+        if fitting:
+            assert field_model is not None
+            t2 = time.perf_counter()
+            fvis = field_model.fit(vis - mvis, wgt)  # the change of their model
+            mvis += fvis
+            known_vis = fvis if known_vis is None else known_vis + fvis
+            del fvis
+            timings["field_peel"] = time.perf_counter() - t2
         if refine is not None:
             t2 = time.perf_counter()
             new = refine(mvis)
@@ -449,7 +489,7 @@ def cotton_schwab(
         nmajor += 1
         t_major += time.perf_counter() - t1
     timings["minor"] = t_minor
-    timings["major"] = t_major - timings.get("refine", 0.0)
+    timings["major"] = t_major - timings.get("refine", 0.0) - timings.get("field_peel", 0.0)
     t1 = time.perf_counter()
     restored = restore(model, residual, beam, cell_rad)
     noise = robust_std(residual)

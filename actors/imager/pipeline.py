@@ -6,8 +6,10 @@
   calibration (raises `NoCalibrationError` when none is valid - before reading the data), flag,
   apply, average the parallel hands in frequency, predict the sets' calibrators that lie in the
   beam (`peel.py`), Briggs-weight, grid with ducc0, Cotton-Schwab CLEAN with phase-only
-  self-calibration in its major cycles (`selfcal.py`), restore (the peeled sources at their exact
-  positions), write the FITS image and its PNG thumbnail, count sources above 5 sigma.
+  self-calibration in its major cycles (`selfcal.py`) and, after its first minor cycle, the
+  brightest field sources found in the data fitted through the drift beam and subtracted
+  (`field_peel.py`), restore (the peeled sources at their exact positions), write the FITS image
+  and its PNG thumbnail, count sources above 5 sigma.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from actors.imager import peel
+from actors.imager import field_peel, peel
 from actors.imager.clean import cotton_schwab
 from actors.imager.fitsimage import count_sources_above, make_header, write_fits, write_thumbnail
 from actors.imager.selfcal import ParallelHands, SelfCalSolution, average_parallel_hands, solve_phases
@@ -32,7 +34,7 @@ from astro.caltables import read_manifest
 from astro.flagging import flag_fraction, flag_rfi
 from astro.instrument import SEFD_JY, thermal_sigma_jy
 from astro.msio import CORR_NAMES, SECONDS_PER_DAY, VisData, read_ms
-from astro.skymodel import PointSource
+from astro.skymodel import PointSource, itrf_to_geodetic
 
 ARCSEC = np.pi / (180.0 * 3600.0)
 SIDEREAL_DEG_PER_DAY = 360.98564736629
@@ -76,6 +78,12 @@ class ImagingParams:
     #: with the drift beam and subtracted, not CLEANed (peel.py)
     peel: bool = True
     peel_min_jy: float = 0.5
+    #: at most `peel_field_max` field sources (0: none), found after the first minor cycle as CLEAN
+    #: component clusters of >= `peel_field_min_snr` x the dirty image's noise, are predicted with
+    #: the drift beam, their fluxes and spectral slopes fitted to the data, and subtracted, not
+    #: CLEANed (field_peel.py)
+    peel_field_max: int = 8
+    peel_field_min_snr: float = 20.0
     #: system-equivalent flux density per antenna, for the thermal noise expectation (THNOISE)
     sefd_jy: float = SEFD_JY
 
@@ -169,6 +177,15 @@ def calibrate_and_image(
     bandwidth = float(d.freq.max() - d.freq.min() + (d.chan_width or 0.0))
     freq_c = float(np.mean(d.freq))
     full_freq, ntime = d.freq.copy(), d.ntime
+    geometry = field_peel.Geometry(
+        hands.uvw.reshape(ntime, -1, 3),
+        full_freq,
+        np.asarray(d.mjd, np.float64),
+        phase_dir,
+        itrf_to_geodetic(d.antenna_positions)[1],
+        d.dish_diameter,
+        p.chan_avg,
+    )
     # the MS's WEIGHT counts samples (1 for a whole channel and integration, as the converter and
     # pyuvdata write it), so a unit weight has the radiometer noise of one channel x integration
     sigma_vis = (
@@ -191,13 +208,40 @@ def calibrate_and_image(
     refine = _self_calibration(hands, p, sigma_vis**2, selfcal) if apply_calibration and p.selfcal and not own else None
     if refine is None:
         del hands
-    res = cotton_schwab(
-        uvw, freq, vis, wimg, p.imsize, cell, niter=p.niter, gain=p.gain, threshold_sigma=p.threshold_sigma,
-        cycle_factor=p.cycle_factor, max_major=p.max_major,
-        psf_size=p.psf_size if p.psf_size is not None else max(64, p.imsize // 2),
-        epsilon=p.epsilon, nthreads=p.nthreads, do_wgridding=p.do_wgridding,
-        known_vis=known_vis, refine=refine,
+    fields = (
+        field_peel.FieldPeeler(
+            geometry,
+            p.imsize,
+            cell,
+            max_sources=p.peel_field_max,
+            min_snr=p.peel_field_min_snr,
+            avoid_radec=[(s.ra_deg, s.dec_deg) for s in known_src],
+        )
+        if p.peel_field_max > 0
+        else None
     )
+    res = cotton_schwab(
+        uvw,
+        freq,
+        vis,
+        wimg,
+        p.imsize,
+        cell,
+        niter=p.niter,
+        gain=p.gain,
+        threshold_sigma=p.threshold_sigma,
+        cycle_factor=p.cycle_factor,
+        max_major=p.max_major,
+        psf_size=p.psf_size if p.psf_size is not None else max(64, p.imsize // 2),
+        epsilon=p.epsilon,
+        nthreads=p.nthreads,
+        do_wgridding=p.do_wgridding,
+        known_vis=known_vis,
+        refine=refine,
+        field_model=fields,
+    )
+    if fields is not None:
+        known = known + fields.known
     del vis, wimg, uvw, known_vis
     for k, v in res.timings.items():
         timings[f"clean_{k}"] = v
@@ -206,8 +250,16 @@ def calibrate_and_image(
     n5 = count_sources_above(res.restored, res.noise, 5.0)
     sc = selfcal[-1] if selfcal else None
     hdr = make_header(
-        p.imsize, cell, phase_dir, freq_c, bandwidth, mjd, res.beam, res.noise,
-        telescope=telescope, object_name=field_name,
+        p.imsize,
+        cell,
+        phase_dir,
+        freq_c,
+        bandwidth,
+        mjd,
+        res.beam,
+        res.noise,
+        telescope=telescope,
+        object_name=field_name,
         extra={
             "THNOISE": (enoise, "expected thermal noise, Jy/beam"),
             "SEFD": (p.sefd_jy, "SEFD per antenna for THNOISE, Jy"),

@@ -69,6 +69,7 @@ def default_params(settings: Any) -> dict[str, Any]:
         niter=int(settings.image_niter),
         robust=float(settings.image_robust),
         max_major=int(settings.image_max_major),
+        peel_field_max=int(settings.image_peel_field),
         nthreads=os.cpu_count() or 2,
     )
     return asdict(p)
