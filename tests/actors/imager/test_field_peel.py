@@ -64,9 +64,9 @@ def _photometry(image: ImageResult, src: PointSource) -> float:
     """Forced photometry at the catalogue position (the light-curve path), as apparent flux."""
     pointing = read_pointing(image.path)
     ra, dec = np.array([src.ra_deg]), np.array([src.dec_deg])
-    flux_pb, _err, _snr, valid = measure(image.path, ra, dec, pointing)
-    assert valid.all()
-    return float(flux_pb[0] * AiryGain.of(pointing)(ra, dec)[0])
+    m = measure(image.path, ra, dec, pointing)
+    assert m.valid.all()
+    return float(m.flux_jy[0] * AiryGain.of(pointing)(ra, dec)[0])
 
 
 def _ring_rms(image: ImageResult, src: PointSource) -> float:
