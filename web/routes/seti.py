@@ -93,6 +93,10 @@ def _safe_filename(filename: str) -> str:
 
 
 def _check_filename(filename: str) -> str:
+    if any(c < " " or c == "\x7f" for c in filename):  # as the schema's pattern says, in any regex dialect
+        raise ApiError(
+            400, "the filename must not contain control characters", "INVALID_FILENAME", {"field": "filename"}
+        )
     name = filename.strip()
     if not name:
         raise ApiError(400, "missing filename", "MISSING_FIELD", {"field": "filename"})
