@@ -19,11 +19,9 @@ import asyncio
 import json
 import os
 import shutil
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import quote, urlencode
 
 from storage.base import (
     URL_TTL_S,
@@ -34,12 +32,12 @@ from storage.base import (
     check_parts,
     normalise_etag,
 )
-from storage.signing import Signer
+from storage.signing import EdgeSignedUrls, Signer
 
 CHUNK = 256 * 1024
 
 
-class LocalStorage:
+class LocalStorage(EdgeSignedUrls):
     backend = "local"
 
     def __init__(self, root: Path, signer: Signer, base_url: Callable[[], str]) -> None:
@@ -69,16 +67,7 @@ class LocalStorage:
             raise StorageError(404, "no such upload for this file_key", "NO_SUCH_UPLOAD")
         return meta
 
-    def _url(self, key: str, params: dict[str, str | int]) -> str:
-        return f"{self.base_url().rstrip('/')}/objects/{quote(key)}?{urlencode(params)}"
-
     # -- presigning --------------------------------------------------------------------------
-    async def presign_put(self, key: str, *, max_bytes: int, expires_in: int = URL_TTL_S) -> str:
-        check_key(key)
-        expires = int(time.time()) + expires_in
-        sig = self.signer.sign("PUT", key, expires, max_bytes)
-        return self._url(key, {"X-Expires": expires, "X-Max-Bytes": max_bytes, "X-Signature": sig})
-
     async def create_multipart(
         self, key: str, *, parts: int, max_bytes: int, part_size: int = 10 * 1024 * 1024, expires_in: int = URL_TTL_S
     ) -> MultipartUpload:
@@ -88,25 +77,8 @@ class LocalStorage:
         d.mkdir(parents=True)
         meta = {"key": key, "parts": parts, "part_size": part_size, "max_bytes": max_bytes}
         (d / "meta.json").write_text(json.dumps(meta))
-        expires = int(time.time()) + expires_in
-        urls = []
-        for n in range(1, parts + 1):
-            sig = self.signer.sign("PUT", key, expires, part_size, upload_id, n)
-            params: dict[str, str | int] = {
-                "uploadId": upload_id,
-                "partNumber": n,
-                "X-Expires": expires,
-                "X-Max-Bytes": part_size,
-                "X-Signature": sig,
-            }
-            urls.append((n, self._url(key, params)))
+        urls = self._part_urls(key, upload_id, parts, part_size, expires_in)
         return MultipartUpload(upload_id=upload_id, urls=urls)
-
-    async def presign_get(self, key: str, *, filename: str, expires_in: int = URL_TTL_S) -> str:
-        check_key(key)
-        expires = int(time.time()) + expires_in
-        sig = self.signer.sign("GET", key, expires, 0)
-        return self._url(key, {"X-Expires": expires, "X-Signature": sig, "filename": filename})
 
     # -- multipart ---------------------------------------------------------------------------
     async def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> int:

@@ -26,13 +26,11 @@ import asyncio
 import contextlib
 import json
 import os
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
 
 import nats.errors
 import nats.js.errors
@@ -52,7 +50,7 @@ from storage.base import (
     check_parts,
     normalise_etag,
 )
-from storage.signing import Signer
+from storage.signing import EdgeSignedUrls, Signer
 
 log = logs.get("storage.nats")
 
@@ -65,7 +63,7 @@ def _upload_id_ok(upload_id: str) -> bool:
     return len(upload_id) == 32 and all(c in "0123456789abcdef" for c in upload_id)
 
 
-class NatsObjectStorage:
+class NatsObjectStorage(EdgeSignedUrls):
     backend = "nats"
 
     def __init__(
@@ -229,21 +227,6 @@ class NatsObjectStorage:
                 path.unlink(missing_ok=True)
 
     # -- presigning (the edge serves these URLs: web.routes.objects) -------------------------------
-    def _url(self, key: str, params: dict[str, str | int]) -> str:
-        return f"{self.base_url().rstrip('/')}/objects/{quote(key)}?{urlencode(params)}"
-
-    async def presign_put(self, key: str, *, max_bytes: int, expires_in: int = URL_TTL_S) -> str:
-        check_key(key)
-        expires = int(time.time()) + expires_in
-        sig = self.signer.sign("PUT", key, expires, max_bytes)
-        return self._url(key, {"X-Expires": expires, "X-Max-Bytes": max_bytes, "X-Signature": sig})
-
-    async def presign_get(self, key: str, *, filename: str, expires_in: int = URL_TTL_S) -> str:
-        check_key(key)
-        expires = int(time.time()) + expires_in
-        sig = self.signer.sign("GET", key, expires, 0)
-        return self._url(key, {"X-Expires": expires, "X-Signature": sig, "filename": filename})
-
     # -- multipart -------------------------------------------------------------------------------
     @staticmethod
     def part_key(upload_id: str, number: int) -> str:
@@ -256,18 +239,7 @@ class NatsObjectStorage:
         upload_id = uuid.uuid4().hex
         meta = {"key": key, "parts": parts, "part_size": part_size, "max_bytes": max_bytes}
         await self.put_bytes(f"{META_PREFIX}{upload_id}/meta.json", json.dumps(meta).encode())
-        expires = int(time.time()) + expires_in
-        urls = []
-        for n in range(1, parts + 1):
-            sig = self.signer.sign("PUT", key, expires, part_size, upload_id, n)
-            params: dict[str, str | int] = {
-                "uploadId": upload_id,
-                "partNumber": n,
-                "X-Expires": expires,
-                "X-Max-Bytes": part_size,
-                "X-Signature": sig,
-            }
-            urls.append((n, self._url(key, params)))
+        urls = self._part_urls(key, upload_id, parts, part_size, expires_in)
         return MultipartUpload(upload_id=upload_id, urls=urls)
 
     async def upload_meta(self, upload_id: str, key: str) -> UploadMeta:

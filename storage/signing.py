@@ -16,7 +16,11 @@ import hmac
 import os
 import secrets
 import time
+from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import quote, urlencode
+
+from storage.base import URL_TTL_S, check_key
 
 
 def load_secret(configured: str, data_dir: Path) -> bytes:
@@ -57,3 +61,43 @@ class Signer:
 
 def expired(expires: int) -> bool:
     return expires < int(time.time())
+
+
+class EdgeSignedUrls:
+    """The signed ``/objects/{key}`` URLs of a backend whose uploads and downloads go through the
+    edge (local directory, JetStream object store): one implementation, so what one backend signs
+    the edge verifies the same way for the other. Needs ``signer`` and ``base_url``."""
+
+    signer: Signer
+    base_url: Callable[[], str]
+
+    def _url(self, key: str, params: dict[str, str | int]) -> str:
+        return f"{self.base_url().rstrip('/')}/objects/{quote(key)}?{urlencode(params)}"
+
+    async def presign_put(self, key: str, *, max_bytes: int, expires_in: int = URL_TTL_S) -> str:
+        check_key(key)
+        expires = int(time.time()) + expires_in
+        sig = self.signer.sign("PUT", key, expires, max_bytes)
+        return self._url(key, {"X-Expires": expires, "X-Max-Bytes": max_bytes, "X-Signature": sig})
+
+    async def presign_get(self, key: str, *, filename: str, expires_in: int = URL_TTL_S) -> str:
+        check_key(key)
+        expires = int(time.time()) + expires_in
+        sig = self.signer.sign("GET", key, expires, 0)
+        return self._url(key, {"X-Expires": expires, "X-Signature": sig, "filename": filename})
+
+    def _part_urls(self, key: str, upload_id: str, parts: int, part_size: int, expires_in: int) -> list[tuple[int, str]]:
+        """One signed PUT URL per part of a multipart upload, each capped at ``part_size``."""
+        expires = int(time.time()) + expires_in
+        urls = []
+        for n in range(1, parts + 1):
+            sig = self.signer.sign("PUT", key, expires, part_size, upload_id, n)
+            params: dict[str, str | int] = {
+                "uploadId": upload_id,
+                "partNumber": n,
+                "X-Expires": expires,
+                "X-Max-Bytes": part_size,
+                "X-Signature": sig,
+            }
+            urls.append((n, self._url(key, params)))
+        return urls
