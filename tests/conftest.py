@@ -19,7 +19,7 @@ import pytest
 
 import logs
 from bus import Bus
-from bus.server import EmbeddedServer
+from bus.server import EmbeddedServer, LocalCluster
 from settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,6 +36,15 @@ def nats_server(tmp_path: Path) -> Iterator[EmbeddedServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
+    """Three clustered nats-server nodes on loopback (``bus.server.LocalCluster``)."""
+    c = LocalCluster(tmp_path / "cluster")
+    c.start()
+    yield c
+    c.stop()
 
 
 @pytest.fixture

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from bus import StreamPolicy, connect_when_ready
 from bus.kv import ensure_kv
@@ -23,14 +19,6 @@ async def test_a_bucket_is_created_once_and_keeps_its_values(nats_server: Embedd
         assert (await again.get("alice")).value == b"1"
     finally:
         await bus.close()
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
-    c = LocalCluster(tmp_path / "cluster")
-    c.start()
-    yield c
-    c.stop()
 
 
 async def test_kv_replicas_are_raised_and_never_lowered(cluster: LocalCluster) -> None:

@@ -12,7 +12,6 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -78,14 +77,6 @@ async def test_reader_does_not_create_the_stream(nats_server: EmbeddedServer) ->
             await reader.js.stream_info(STREAM)
     finally:
         await reader.close()
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
-    c = LocalCluster(tmp_path / "cluster")
-    c.start()
-    yield c
-    c.stop()
 
 
 async def test_cluster_stream_stays_r3_across_starts_and_replay(cluster: LocalCluster, tmp_path: Path) -> None:

@@ -4,12 +4,10 @@ lag and live roles; /health stays a constant liveness probe; dead actor instance
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
 import aiohttp
-import pytest
 
 from actors.runtime import Actor
 from bus import Bus, StreamPolicy
@@ -113,14 +111,6 @@ async def _not_alive(listed: Callable[[], Awaitable[list[Any]]]) -> list[Any] | 
 
 async def _gone(listed: Callable[[], Awaitable[list[Any]]]) -> bool:
     return await listed() == []
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
-    c = LocalCluster(tmp_path / "cluster")
-    c.start()
-    yield c
-    c.stop()
 
 
 async def test_ready_sees_a_lost_replica_on_a_cluster(
