@@ -86,6 +86,35 @@ def _label(p: psutil.Process) -> str:
     return p.name()
 
 
+def bus_state(data_dir: Path) -> dict[str, int]:
+    """What the nats-server holds: the account's streams, consumers and stored bytes, and the
+    event stream's messages - so that a growth of its RSS can be set against the data it keeps."""
+    import asyncio
+
+    import nats
+
+    async def read() -> dict[str, int]:
+        nc = await nats.connect((data_dir / "nats.url").read_text().strip(), connect_timeout=5)
+        try:
+            js = nc.jetstream()
+            info = await js.account_info()
+            events = await js.stream_info("EVENTS")
+            return {
+                "streams": int(info.streams),
+                "consumers": int(info.consumers),
+                "stored_bytes": int(info.storage),
+                "events": int(events.state.messages),
+                "event_consumers": int(events.state.consumer_count),
+            }
+        finally:
+            await nc.close()
+
+    try:
+        return asyncio.run(read())
+    except Exception as exc:  # a reading, not a verdict: the RSS figures stand without it
+        return {"error": len(repr(exc))}
+
+
 # -- bad files ----------------------------------------------------------------------------------
 def _sigproc(header: dict[str, Any]) -> bytes:
     def s(text: str) -> bytes:
@@ -349,12 +378,14 @@ class Fuzz:
         self.api_file("warm-up.fil", good_fil(self.rng)[0])
         before = rss_by_process(self.proc.pid)
         by_round = [{k: round(v / 2**20, 1) for k, v in before.items()}]
+        bus_by_round = [bus_state(self.data)]
         n = 1
         while time.monotonic() < self.deadline:
             self.schemathesis_round(n)
             if time.monotonic() < self.deadline:
                 self.bad_files_round(n)
             by_round.append({k: round(v / 2**20, 1) for k, v in rss_by_process(self.proc.pid).items()})
+            bus_by_round.append(bus_state(self.data))
             n += 1
         health = self.http.get(f"{self.url}/api/health", timeout=10).status_code
         if health != 200:
@@ -378,6 +409,8 @@ class Fuzz:
             #: after the warm-up and after every round: a leak climbs round after round, a
             #: one-off allocation steps once and stays
             "rss_by_round_mb": by_round,
+            #: the nats-server's streams, consumers, stored bytes and events after each round
+            "bus_by_round": bus_by_round,
             "rss_total_growth": round(total_after / total_before - 1.0, 3) if total_before else None,
             "actors_status": actors.status_code,
             "load_1min": os.getloadavg()[0],
