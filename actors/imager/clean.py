@@ -310,7 +310,12 @@ def restore(
     return out
 
 
-@numba.njit(cache=True)
+#: the active pixels are searched in this many runs on numba's threads; the peak chosen is the
+#: first largest in pixel order whatever the split, so components do not depend on the core count
+MINOR_CHUNKS = 16
+
+
+@numba.njit(parallel=True, cache=True)
 def _minor_cycle(
     ay: npt.NDArray[np.int64],
     ax: npt.NDArray[np.int64],
@@ -321,26 +326,40 @@ def _minor_cycle(
     max_iter: int,
     model: npt.NDArray[np.float32],
 ) -> int:  # pragma: no cover - compiled
+    """Hogbom CLEAN on the active pixels: at most `max_iter` components, until the peak is below
+    `stop`; returns how many. Both passes of a component (find the peak, subtract the PSF) run on
+    every core; they stay two loops, which vectorise, where one fused loop did not (2x slower)."""
     n = vals.shape[0]
     pc = psf.shape[0] // 2
     npsf = psf.shape[0]
+    size = (n + MINOR_CHUNKS - 1) // MINOR_CHUNKS
+    best_k = np.full(MINOR_CHUNKS, -1, np.int64)
+    best_v = np.zeros(MINOR_CHUNKS, np.float64)
     it = 0
     while it < max_iter:
+        for c in numba.prange(MINOR_CHUNKS):
+            bk = -1
+            bv = 0.0
+            for k in range(c * size, min(n, (c + 1) * size)):
+                a = abs(vals[k])
+                if a > bv:
+                    bv = a
+                    bk = k
+            best_k[c] = bk
+            best_v[c] = bv
         best = -1
         bv = 0.0
-        for k in range(n):
-            a = abs(vals[k])
-            if a > bv:
-                bv = a
-                best = k
+        for c in range(MINOR_CHUNKS):  # in pixel order: the first largest, as one serial scan finds
+            if best_k[c] >= 0 and best_v[c] > bv:
+                bv = best_v[c]
+                best = best_k[c]
         if best < 0 or bv < stop:
             break
-        peak = vals[best]
         y0 = ay[best]
         x0 = ax[best]
-        f = gain * peak
+        f = gain * vals[best]
         model[y0, x0] += f
-        for k in range(n):
+        for k in numba.prange(n):
             dy = ay[k] - y0 + pc
             dx = ax[k] - x0 + pc
             if 0 <= dy < npsf and 0 <= dx < npsf:
