@@ -38,6 +38,8 @@ import numpy as np
 import psutil
 import requests
 
+from harness.env import clean_env
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 CONFIG = ROOT / "tests" / "conformance" / "schemathesis.toml"
@@ -48,12 +50,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def env() -> dict[str, str]:
-    e = dict(os.environ)
-    e.pop("NATS_URL", None)
-    return e
 
 
 def rss_by_process(root_pid: int) -> dict[str, int]:
@@ -269,7 +265,7 @@ class Fuzz:
         self.log = open(self.tmp / "system.log", "wb")
         self.proc = subprocess.Popen(
             [PYTHON, "run.py", "--data-dir", str(self.data), "--port", str(self.port), "--log-level", "warning"],
-            cwd=ROOT, env=env(), stdout=subprocess.DEVNULL, stderr=self.log,
+            cwd=ROOT, env=clean_env(), stdout=subprocess.DEVNULL, stderr=self.log,
         )  # fmt: skip
         while not (self.data / "edge.url").exists():
             if self.proc.poll() is not None:
@@ -281,7 +277,7 @@ class Fuzz:
         out = subprocess.run(
             [PYTHON, "run.py", "users", "create", "--data-dir", str(self.data), "--email",
              f"{name}-{time.time_ns()}@example.org", "--tier", tier, "--role", role],
-            cwd=ROOT, env=env(), capture_output=True, text=True, check=True,
+            cwd=ROOT, env=clean_env(), capture_output=True, text=True, check=True,
         )  # fmt: skip
         return str(json.loads(out.stdout.strip().splitlines()[-1])["api_key"])
 
@@ -300,7 +296,7 @@ class Fuzz:
             [exe, "--config-file", str(CONFIG), "run", f"{self.url}/api/openapi.json", "--checks", "all",
              "--seed", str(self.seed + n), "--max-examples", str(self.examples), "--workers", "1",
              "-H", f"x-api-key: {self.keys[who]}", "--no-color", *EXCLUDED],
-            cwd=ROOT, env=env(), capture_output=True, text=True, timeout=1800,
+            cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=1800,
         )  # fmt: skip
         m = re.search(r"(\d+) generated", run.stdout)
         self.cases["schemathesis"] += int(m.group(1)) if m else 0

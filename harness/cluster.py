@@ -27,18 +27,13 @@ from bus.replay import replay
 from bus.request import CommandUnavailable, request
 from bus.server import LocalCluster
 from bus.stream import STREAM
+from harness.env import clean_env
 from schemas.events import decode
 from schemas.ops import ActorHeartbeat
 from schemas.seti import JobCompleted, JobFailed
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
-
-
-def role_env() -> dict[str, str]:
-    """The launching process's environment without what would override the command line: a
-    developer's NATS_URL or OBS_* settings must not leak into the roles under test."""
-    return {k: v for k, v in os.environ.items() if k != "NATS_URL" and not k.startswith("OBS_")}
 
 
 @dataclass
@@ -112,7 +107,7 @@ class System:
                 "0.5",
                 *extra,
                 cwd=ROOT,
-                env=role_env(),
+                env=clean_env(),
                 stdout=out,
                 stderr=out,
                 start_new_session=True,  # its own group: a kill reaches its pool workers too
@@ -252,4 +247,4 @@ class System:
         self.cluster.stop()
 
 
-__all__ = ["ROOT", "ApiUser", "Role", "System", "role_env"]
+__all__ = ["ROOT", "ApiUser", "Role", "System"]

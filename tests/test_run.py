@@ -10,7 +10,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.conftest import PYTHON, ROOT, subprocess_env
+from harness.env import clean_env
+from tests.conftest import PYTHON, ROOT
 
 
 async def _wait_for_file(path: Path, timeout: float = 30.0) -> str:
@@ -33,7 +34,7 @@ async def test_all_in_one_start_and_graceful_shutdown(tmp_path: Path, sig: signa
         "--port",
         "0",
         cwd=ROOT,
-        env=subprocess_env(),
+        env=clean_env(),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -74,7 +75,7 @@ async def test_edge_alone_without_a_running_system_says_so(tmp_path: Path) -> No
         "--data-dir",
         str(tmp_path),
         cwd=ROOT,
-        env=subprocess_env(),
+        env=clean_env(),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -88,7 +89,7 @@ async def test_processes_started_separately_form_one_system(tmp_path: Path) -> N
     import json
 
     data = tmp_path / "var"
-    env = subprocess_env()
+    env = clean_env()
     main = await asyncio.create_subprocess_exec(
         PYTHON,
         "run.py",

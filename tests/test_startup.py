@@ -9,12 +9,13 @@ import time
 from pathlib import Path
 
 import settings as settings_mod
-from tests.conftest import PYTHON, ROOT, subprocess_env
+from harness.env import clean_env
+from tests.conftest import PYTHON, ROOT
 
 
 def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [PYTHON, "run.py", *args], cwd=ROOT, env=subprocess_env(**env), capture_output=True, text=True, timeout=60
+        [PYTHON, "run.py", *args], cwd=ROOT, env=clean_env(**env), capture_output=True, text=True, timeout=60
     )
 
 

@@ -9,12 +9,13 @@ import subprocess
 from pathlib import Path
 
 from bus.server import EmbeddedServer, free_port
-from tests.conftest import PYTHON, ROOT, subprocess_env
+from harness.env import clean_env
+from tests.conftest import PYTHON, ROOT
 
 
 def run(*args: str, timeout: float = 120, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [PYTHON, "run.py", *args], cwd=ROOT, env=subprocess_env(**env), capture_output=True, text=True, timeout=timeout
+        [PYTHON, "run.py", *args], cwd=ROOT, env=clean_env(**env), capture_output=True, text=True, timeout=timeout
     )
 
 
@@ -56,7 +57,7 @@ def test_roles_share_one_storage_id_and_a_searcher_alone_on_a_fresh_local_dir_is
     for role, data_dir, storage in (("quota_keeper", "a", "nats"), ("searcher", "b", "nats")):
         proc = subprocess.Popen(
             [PYTHON, "run.py", "actor", role, *common, "--data-dir", str(tmp_path / data_dir), "--storage", storage],
-            cwd=ROOT, env=subprocess_env(), stderr=subprocess.PIPE, text=True,
+            cwd=ROOT, env=clean_env(), stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         try:
             assert proc.stderr is not None
@@ -71,7 +72,7 @@ def test_roles_share_one_storage_id_and_a_searcher_alone_on_a_fresh_local_dir_is
 
     proc = subprocess.Popen(
         [PYTHON, "run.py", "actor", "searcher", *common, "--data-dir", str(tmp_path / "c")],
-        cwd=ROOT, env=subprocess_env(), stderr=subprocess.PIPE, text=True,
+        cwd=ROOT, env=clean_env(), stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
         assert proc.stderr is not None

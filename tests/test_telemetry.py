@@ -15,9 +15,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bus import Bus
 from bus.server import free_port
+from harness.env import clean_env
 from settings import Settings
 from tests.bus.test_consume import Recorder, group
-from tests.conftest import PYTHON, ROOT, eventually, subprocess_env
+from tests.conftest import PYTHON, ROOT, eventually
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -102,7 +103,7 @@ async def test_actor_process_serves_metrics_on_its_own_port(settings: Settings, 
         "--metrics-port",
         str(port),
         cwd=ROOT,
-        env=subprocess_env(),
+        env=clean_env(),
         stdout=log,
         stderr=log,
     )

@@ -9,7 +9,8 @@ import time
 
 import psutil
 
-from tests.conftest import PYTHON, ROOT, subprocess_env
+from harness.env import clean_env
+from tests.conftest import PYTHON, ROOT
 
 OWNER = r"""
 import asyncio, os, sys
@@ -26,7 +27,7 @@ asyncio.run(main())
 
 
 def test_pool_workers_exit_when_their_actor_is_killed() -> None:
-    owner = subprocess.Popen([PYTHON, "-c", OWNER], cwd=ROOT, env=subprocess_env(), stdout=subprocess.PIPE, text=True)
+    owner = subprocess.Popen([PYTHON, "-c", OWNER], cwd=ROOT, env=clean_env(), stdout=subprocess.PIPE, text=True)
     try:
         assert owner.stdout is not None
         workers = [int(p) for p in owner.stdout.readline().split()]

@@ -10,11 +10,12 @@ from datetime import UTC, datetime
 from bus import STREAM, Bus
 from bus.consume import ConsumerSpec, ensure_consumer
 from bus.replay import replay
+from harness.env import clean_env
 from schemas.dsa import GroupUpdated
 from schemas.events import decode
 from schemas.seti import JobFailed
 from settings import Settings
-from tests.conftest import PYTHON, ROOT, subprocess_env
+from tests.conftest import PYTHON, ROOT
 
 
 async def _publish_two_batches(bus: Bus) -> datetime:
@@ -68,7 +69,7 @@ async def test_replay_does_not_disturb_durable_consumers(bus: Bus) -> None:
 
 async def test_replay_command_prints_json_lines(bus: Bus, settings: Settings) -> None:
     middle = await _publish_two_batches(bus)
-    env = subprocess_env()
+    env = clean_env()
 
     def run(*args: str) -> list[dict[str, object]]:
         proc = subprocess.run(
@@ -102,7 +103,7 @@ async def test_replay_follow_streams_new_events(bus: Bus, settings: Settings) ->
         "dsa.>",
         "--follow",
         cwd=ROOT,
-        env=subprocess_env(),
+        env=clean_env(),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )

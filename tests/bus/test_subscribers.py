@@ -18,9 +18,10 @@ from bus import Bus
 from bus.server import EmbeddedServer
 from bus.stream import STREAM
 from bus.subscribers import authorization_block, inbox_prefix, new_subscriber, platform_user
+from harness.env import clean_env
 from schemas.dsa import ImageReady
 from schemas.seti import JobsPruned
-from tests.conftest import PYTHON, ROOT, subprocess_env
+from tests.conftest import PYTHON, ROOT
 
 
 def image(i: int) -> ImageReady:
@@ -140,7 +141,7 @@ def test_run_subscribers_create_prints_config_and_credentials(tmp_path: Path) ->
     out = subprocess.run(
         [PYTHON, "run.py", "subscribers", "create", "lofar", "--data-dir", str(tmp_path)],
         cwd=ROOT,
-        env=subprocess_env(),
+        env=clean_env(),
         capture_output=True,
         text=True,
         timeout=60,
@@ -154,7 +155,7 @@ def test_run_subscribers_create_prints_config_and_credentials(tmp_path: Path) ->
     bad = subprocess.run(
         [PYTHON, "run.py", "subscribers", "create", "Bad Name", "--data-dir", str(tmp_path)],
         cwd=ROOT,
-        env=subprocess_env(),
+        env=clean_env(),
         capture_output=True,
         text=True,
         timeout=60,

@@ -26,7 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PYTHON, ROOT, subprocess_env
+from harness.env import clean_env
+from tests.conftest import PYTHON, ROOT
 
 HERE = Path(__file__).resolve().parent
 SEED = 20261205
@@ -51,7 +52,7 @@ class System:
         self.proc = subprocess.Popen(
             [PYTHON, "run.py", "--data-dir", str(self.data), "--port", str(self.port), "--log-level", "warning"],
             cwd=ROOT,
-            env=subprocess_env(),
+            env=clean_env(),
             stdout=subprocess.DEVNULL,
             stderr=open(self.data.parent / "system.log", "wb"),
         )
@@ -65,7 +66,7 @@ class System:
         out = subprocess.run(
             [PYTHON, "run.py", "users", "create", "--data-dir", str(self.data), "--email", email, "--tier", tier,
              "--role", role],
-            cwd=ROOT, env=subprocess_env(), capture_output=True, check=True, timeout=60,
+            cwd=ROOT, env=clean_env(), capture_output=True, check=True, timeout=60,
         )  # fmt: skip
         return str(json.loads(out.stdout.decode().strip().splitlines()[-1])["api_key"])
 
@@ -99,7 +100,7 @@ def schemathesis(system: System, key: str, report: Path, examples: int = EXAMPLE
         "-H", f"x-api-key: {key}", "--no-color", "--report", "ndjson", "--report-ndjson-path", str(report),
         *EXCLUDED, *(extra or []),
     ]  # fmt: skip
-    return subprocess.Popen(cmd, cwd=ROOT, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    return subprocess.Popen(cmd, cwd=ROOT, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)  # fmt: skip
 
 

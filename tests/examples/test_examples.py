@@ -11,7 +11,8 @@ from typing import Any
 from bus import Bus
 from bus.server import EmbeddedServer
 from bus.subscribers import authorization_block, new_subscriber, platform_user
-from tests.conftest import ROOT, subprocess_env
+from harness.env import clean_env
+from tests.conftest import ROOT
 from tests.web.test_event_feed import candidate, image
 
 EXAMPLES = ROOT / "examples"
@@ -22,7 +23,7 @@ async def run_example(script: str, *args: str, env: dict[str, str] | None = None
         sys.executable,
         str(EXAMPLES / script),
         *args,
-        env=subprocess_env(**(env or {})),
+        env=clean_env(**(env or {})),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from actors.searcher.cadence import EVENTS_CSV_COLUMNS, DatFile, DatHit, find_events, on_mask
-from tests.conftest import PYTHON, ROOT, subprocess_env
+from harness.env import clean_env
+from tests.conftest import PYTHON, ROOT
 from tests.seti.cadence_synth import OBS_S, Signal, make_cadence
 
 SKY = Signal(1399.99, 0.35, 30.0, files=(0, 2, 4))  # only where the telescope points at the target
@@ -20,7 +21,7 @@ OUT_OF_BAND = Signal(1399.95455, -1.0, 30.0, files=range(6))  # leaves the band 
 
 async def run_events(*args: str) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
-        PYTHON, "run.py", "events", *args, cwd=ROOT, env=subprocess_env(),
+        PYTHON, "run.py", "events", *args, cwd=ROOT, env=clean_env(),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(proc.communicate(), 300)

@@ -17,8 +17,9 @@ import pytest
 from actors.searcher.actor import SearcherActor
 from actors.searcher.cadence_actor import CadenceActor
 from bus import Bus
+from harness.env import clean_env
 from settings import Settings
-from tests.conftest import PYTHON, ROOT, subprocess_env
+from tests.conftest import PYTHON, ROOT
 from tests.seti.cadence_synth import make_cadence
 from tests.seti.conftest import Stack
 from tests.seti.test_cadence import OUT_OF_BAND, RFI, SKY
@@ -89,7 +90,7 @@ async def test_cadence_job_gives_the_cli_events_and_counts_each_file(
     # the same files through the command line
     out = tmp_path / "cli"
     proc = await asyncio.create_subprocess_exec(
-        PYTHON, "run.py", "events", *map(str, files), "--out", str(out), "--quiet", cwd=ROOT, env=subprocess_env(),
+        PYTHON, "run.py", "events", *map(str, files), "--out", str(out), "--quiet", cwd=ROOT, env=clean_env(),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     _, err = await asyncio.wait_for(proc.communicate(), 300)

@@ -6,8 +6,9 @@ import asyncio
 import json
 import sys
 
+from harness.env import clean_env
 from settings import Settings
-from tests.conftest import ROOT, subprocess_env
+from tests.conftest import ROOT
 from tests.seti.conftest import Stack
 
 
@@ -18,7 +19,7 @@ async def run_py(*args: str) -> tuple[int, str, str]:
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env=subprocess_env(),
+        env=clean_env(),
         cwd=ROOT,
     )
     out, err = await asyncio.wait_for(proc.communicate(), 60)

@@ -12,14 +12,15 @@ from astropy.io import fits
 
 from actors.searcher.cadence import read_dat
 from actors.searcher.synth import Tone, make_filterbank
-from tests.conftest import PYTHON, ROOT, subprocess_env
+from harness.env import clean_env
+from tests.conftest import PYTHON, ROOT
 
 FOFF = -2.7939677238464355e-06
 
 
 async def _run(*args: str) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
-        *args, cwd=ROOT, env=subprocess_env(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        *args, cwd=ROOT, env=clean_env(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
     out, err = await asyncio.wait_for(proc.communicate(), 180)
     assert proc.returncode is not None

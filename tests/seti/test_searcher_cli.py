@@ -9,7 +9,8 @@ from pathlib import Path
 from astropy.io import fits
 
 from actors.searcher.synth import Tone, make_filterbank
-from tests.conftest import PYTHON, ROOT, subprocess_env
+from harness.env import clean_env
+from tests.conftest import PYTHON, ROOT
 
 
 async def run_search(*args: str) -> tuple[int, str, str]:
@@ -19,7 +20,7 @@ async def run_search(*args: str) -> tuple[int, str, str]:
         "search",
         *args,
         cwd=ROOT,
-        env=subprocess_env(),
+        env=clean_env(),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )

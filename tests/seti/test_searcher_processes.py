@@ -23,9 +23,10 @@ import pytest
 from actors.searcher.pipeline import search_file
 from actors.searcher.synth import Tone, make_filterbank
 from bus import Bus
+from harness.env import clean_env
 from schemas.ops import ActorHeartbeat
 from settings import Settings
-from tests.conftest import PYTHON, ROOT, subprocess_env
+from tests.conftest import PYTHON, ROOT
 from tests.seti.conftest import Stack
 from tests.seti.test_searcher_service import ALL_FORMATS, analyze, completions
 
@@ -83,7 +84,7 @@ async def searchers(settings: Settings, bus: Bus, tmp_path: Path) -> AsyncIterat
                 "--max-deliveries",
                 "3",
                 cwd=ROOT,
-                env=subprocess_env(),
+                env=clean_env(),
                 stdout=log,
                 stderr=log,
                 start_new_session=True,  # its own process group, so cleanup reaches any pool workers
