@@ -159,20 +159,24 @@ def generate(ms: Path) -> dict[str, float]:
     return {"simulate": t1 - t0, "write_ms": time.perf_counter() - t1, "sigma": sigma}
 
 
-def phase_solve(ms: Path, calsets: Path) -> dict[str, float]:
+def phase_solve(ms: Path, calsets: Path, cal_field: bool = True) -> dict[str, float]:
     from actors.calibrator.solve import SolveParams, solve_calibration
     from astro.skymodel import PointSource
 
     sky = json.loads((ms.parent / "sky.json").read_text())
     c = sky[0]
     cal = PointSource(c["name"], c["ra_deg"], c["dec_deg"], c["flux_jy"])
+    # the field sources in the model, as the calibrator actor takes them from the catalogue
+    # (actors/calibrator/field.py): here the simulated sky itself, a catalogue without errors
+    field = [PointSource(s["name"], s["ra_deg"], s["dec_deg"], s["flux_jy"]) for s in sky[1:]] if cal_field else []
     t0 = time.perf_counter()
-    info = solve_calibration(ms, cal, calsets, SolveParams(beam="drift"))
+    info = solve_calibration(ms, cal, calsets, SolveParams(beam="drift"), field=field)
     out = {f"solve.{k}": v for k, v in info.timings.items()}
     out["solve.total"] = time.perf_counter() - t0
     out["num_targets"] = info.num_targets
     out["median_snr"] = info.median_snr
     out["flagged_fraction"] = info.flagged_fraction
+    out["field_modelled"] = len(info.manifest.get("field_sources", []))
     return out
 
 
@@ -240,6 +244,7 @@ def run_phase(name: str, args: argparse.Namespace) -> dict[str, Any]:
         str(args.epsilon),
         "--peel-field",
         str(args.peel_field),
+        *([] if args.cal_field else ["--no-cal-field"]),
     ]
     p = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if p.returncode != 0:
@@ -262,6 +267,12 @@ def main() -> None:
         default=8,
         help="most field sources peeled (found in the data, fluxes fitted); 0: CLEAN them all",
     )
+    ap.add_argument(
+        "--no-cal-field",
+        dest="cal_field",
+        action="store_false",
+        help="solve against the calibrator alone (before issue 11 the calibrator actor did; now it models the field)",
+    )
     ap.add_argument("--regenerate", action="store_true")
     args = ap.parse_args()
     wd: Path = args.workdir
@@ -271,7 +282,7 @@ def main() -> None:
         if args.phase == "generate":
             out = generate(ms)
         elif args.phase == "solve":
-            out = phase_solve(ms, calsets)
+            out = phase_solve(ms, calsets, args.cal_field)
         else:
             out = phase_image(ms, calsets, fits_path, args)
         out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -304,6 +315,7 @@ def main() -> None:
     print(
         f"\n| figure | value |\n|---|---:|\n| solve peak RSS | {solve['peak_rss_mb']:.0f} MB |"
         f"\n| image peak RSS | {image['peak_rss_mb']:.0f} MB |"
+        f"\n| field sources in the calibration model | {solve['field_modelled']:.0f} |"
         f"\n| antennas with solutions | {solve['num_targets']:.0f} |"
         f"\n| bandpass median SNR | {solve['median_snr']:.0f} |"
         f"\n| flagged fraction | {solve['flagged_fraction']:.4f} |"
