@@ -46,3 +46,19 @@ def test_autocorrelations_untouched():
     v[:, 0, 3, :] += 1000
     f = flag_rfi(v, np.zeros(v.shape, bool), a1, a2)
     assert not f[:, 0].any()
+
+
+def test_a_sample_flagged_on_most_baselines_is_flagged_on_all():
+    """The broadband extension: a (time, channel) flagged on more than half of the cross-correlations
+    is flagged on every one of them; the autocorrelations are neither counted nor flagged."""
+    v, a1, a2 = _noise(nbl=12, seed=3)
+    a2 = a2.copy()
+    a2[0] = a1[0]  # baseline 0 is an autocorrelation
+    prior = np.zeros(v.shape, bool)
+    prior[7, 1:8, 20, :] = True  # 7 of the 11 cross-correlations
+    prior[9, 1:6, 40, :] = True  # 5 of 11: not more than half
+    prior[9, 0, 40, :] = True  # with the autocorrelation 6 of 12, still not more than half of the crosses
+    f = flag_rfi(v, prior, a1, a2, broadband_fraction=0.5)
+    assert f[7, 1:, 20, :].all()
+    assert not f[7, 0, 20, :].any()
+    assert not f[9, 6:, 40, :].any()
