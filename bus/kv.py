@@ -108,3 +108,29 @@ async def _until_led(js: JetStreamContext, stream: str, deadline: float) -> None
             return
         await asyncio.sleep(0.1)
     log.warning("kv bucket has no leader yet; going on", stream=stream)
+
+
+#: seconds the server keeps a key listing's consumer after the listing is read
+LIST_INACTIVE_S = 2.0
+
+
+async def list_keys(kv: KeyValue) -> list[str]:
+    """Every key of ``kv`` that holds a value (an empty list when none does).
+
+    Not ``KeyValue.keys()``: that lists through an ordered consumer which it unsubscribes but does
+    not delete, so the server keeps it for its inactivity threshold, five minutes. Listed on every
+    scheduling decision (the searchers' claims) and every quota sweep, those consumers piled up:
+    20 on the quota bucket after ten minutes of the fuzz run, and the nats-server's memory grew
+    with them. Here the threshold is ``LIST_INACTIVE_S``, so a listing's consumer is gone as soon
+    as it is read.
+    """
+    watcher = await kv.watch(">", ignore_deletes=True, meta_only=True, inactive_threshold=LIST_INACTIVE_S)
+    keys: list[str] = []
+    try:
+        async for entry in watcher:
+            if entry is None:  # the end of the current values
+                break
+            keys.append(entry.key)
+    finally:
+        await watcher.stop()
+    return keys

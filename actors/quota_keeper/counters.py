@@ -39,7 +39,7 @@ from nats.js.kv import KeyValue
 
 import logs
 from actors.quota_keeper.ledger import LedgerError, month_of
-from bus.kv import ensure_kv
+from bus.kv import ensure_kv, list_keys
 from bus.replay import replay
 from schemas.events import decode
 from schemas.seti import JobCompleted, JobFailed, JobSubmitted
@@ -288,11 +288,7 @@ class Counters:
     async def unstored_before(self, cutoff: int) -> list[tuple[str, str]]:
         """(user_id key, job_id) of every job counted before ``cutoff`` whose event was not seen."""
         out: list[tuple[str, str]] = []
-        try:
-            names = await self.kv.keys()
-        except nats.js.errors.NoKeysError:
-            return out
-        for name in names:
+        for name in await list_keys(self.kv):
             try:
                 entry = await self.kv.get(name)
             except nats.js.errors.KeyNotFoundError:

@@ -12,13 +12,12 @@ import contextlib
 from collections import Counter
 from collections.abc import AsyncIterator
 
-import nats.js.errors
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
 import logs
 from actors.searcher import fair_share
-from bus.kv import ensure_kv
+from bus.kv import ensure_kv, list_keys
 from bus.stream import STREAM
 
 log = logs.get("actors.searcher.claims")
@@ -46,10 +45,7 @@ class Claims:
         return cls(js, kv, consumer, instance, policy)
 
     async def running(self) -> Counter[str]:
-        try:
-            return fair_share.running_by_user(await self.kv.keys())
-        except nats.js.errors.NoKeysError:
-            return Counter()
+        return fair_share.running_by_user(await list_keys(self.kv))
 
     async def turn(self, user_id: str, job_id: str, deferrals: int) -> float | None:
         """Seconds this job should yield its turn for, or ``None`` to start it now.

@@ -6,7 +6,7 @@ import asyncio
 import time
 
 from bus import StreamPolicy, connect_when_ready
-from bus.kv import ensure_kv
+from bus.kv import LIST_INACTIVE_S, ensure_kv, list_keys
 from bus.server import EmbeddedServer, LocalCluster
 
 
@@ -17,6 +17,26 @@ async def test_a_bucket_is_created_once_and_keeps_its_values(nats_server: Embedd
         await kv.put("alice", b"1")
         again = await ensure_kv(bus.js, "T_LEDGER", history=2)
         assert (await again.get("alice")).value == b"1"
+    finally:
+        await bus.close()
+
+
+async def test_listing_keys_leaves_no_consumer_on_the_server(nats_server: EmbeddedServer) -> None:
+    """Keys are listed on every scheduling decision; each listing's consumer must go with it (nats-py's
+    own ``keys()`` leaves one for five minutes, and the server's memory grew with them)."""
+    bus = await connect_when_ready(nats_server.url, StreamPolicy())
+    try:
+        kv = await ensure_kv(bus.js, "T_LIST")
+        assert await list_keys(kv) == []
+        for key in ("a.1", "b.2", "c.3"):
+            await kv.put(key, b"x")
+        await kv.delete("b.2")
+        for _ in range(10):
+            assert sorted(await list_keys(kv)) == ["a.1", "c.3"]
+        deadline = time.monotonic() + LIST_INACTIVE_S + 10
+        while (await bus.js.stream_info("KV_T_LIST")).state.consumer_count:
+            assert time.monotonic() < deadline, "the listings' consumers are still on the server"
+            await asyncio.sleep(0.5)
     finally:
         await bus.close()
 
