@@ -45,15 +45,16 @@ class SseEvent:
     id: str
     data: dict[str, Any]
     raw: str
+    event: str = "message"  # the SSE event name (``event:``), "message" when none is given
 
 
 async def read_sse(resp: aiohttp.ClientResponse, n: int, timeout: float = 15.0) -> list[SseEvent]:
     """The next ``n`` SSE events (comments and ``retry:`` skipped)."""
     out: list[SseEvent] = []
-    event_id, data = "", ""
+    event_id, data, name = "", "", "message"
 
     async def run() -> None:
-        nonlocal event_id, data
+        nonlocal event_id, data, name
         while len(out) < n:
             raw = await resp.content.readline()
             if not raw:
@@ -61,11 +62,13 @@ async def read_sse(resp: aiohttp.ClientResponse, n: int, timeout: float = 15.0) 
             line = raw.decode().rstrip("\n")
             if line.startswith("id: "):
                 event_id = line[4:]
+            elif line.startswith("event: "):
+                name = line[7:]
             elif line.startswith("data: "):
                 data = line[6:]
             elif line == "" and data:
-                out.append(SseEvent(event_id, json.loads(data), data))
-                event_id, data = "", ""
+                out.append(SseEvent(event_id, json.loads(data), data, name))
+                event_id, data, name = "", "", "message"
 
     await asyncio.wait_for(run(), timeout)
     return out

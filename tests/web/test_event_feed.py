@@ -12,6 +12,7 @@ import aiohttp
 
 from bus import Bus
 from bus.replay import StoredMessage
+from bus.stream import STREAM
 from schemas.dsa import EseCandidateUpdated, ImageReady
 from schemas.ops import AlertRaised
 from schemas.seti import JobProgressed, JobSubmitted
@@ -145,6 +146,36 @@ async def test_resume_across_an_edge_restart_has_no_gap_and_no_duplicate(bus: Bu
     ids = [int(e.id) for e in got + rest + live]
     assert ids == seqs + during + after  # every one, once, in order
     assert len(set(ids)) == len(ids)
+
+
+async def test_a_start_the_stream_no_longer_holds_is_told_its_gap(bus: Bus, edge_factory: EdgeFactory) -> None:
+    """Retention removed the first events: a feed asking for them gets one gap notice naming the
+    missing sequences, then everything the stream still holds - never a silent jump forward."""
+    edge = await edge_factory()
+    seqs = await publish_all(bus, [image(i) for i in range(10)])
+    await bus.js.purge_stream(STREAM, seq=seqs[6])  # what max_age / max_bytes do to the oldest events
+    async with aiohttp.ClientSession() as s:
+        url = edge.url + "/api/events"
+        async with s.get(url, params={"subject": "dsa.>", "since_seq": str(seqs[2])}) as r:
+            got = await read_sse(r, 5)
+            assert await no_more_sse(r)
+        gap = got[0]
+        assert gap.event == "gap"
+        assert gap.data["gap"] == {"from_seq": seqs[2], "to_seq": seqs[6] - 1}
+        assert "retention" in gap.data["reason"]
+        assert int(gap.id) == seqs[6] - 1  # a reconnect from here is not told again
+        assert [(e.event, int(e.id)) for e in got[1:]] == [("message", q) for q in seqs[6:]]
+
+        # resumed from the gap's id, or started where the stream begins: no notice
+        async with s.get(url, params={"subject": "dsa.>"}, headers={"Last-Event-ID": gap.id}) as r:
+            again = await read_sse(r, 4)
+            assert await no_more_sse(r)
+        assert [(e.event, int(e.id)) for e in again] == [("message", q) for q in seqs[6:]]
+
+        async with s.ws_connect(edge.url + "/api/events/ws", params={"subject": "dsa.>", "since_seq": "1"}) as ws:
+            frames = [json.loads((await ws.receive(timeout=10)).data) for _ in range(5)]
+        assert frames[0]["gap"] == {"from_seq": 1, "to_seq": seqs[6] - 1}
+        assert [f["seq"] for f in frames[1:]] == seqs[6:]
 
 
 async def test_seti_events_only_to_their_owner_operator_sees_all(bus: Bus, edge_factory: EdgeFactory) -> None:

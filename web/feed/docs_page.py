@@ -64,7 +64,9 @@ def render(doc: dict[str, Any]) -> str:
         f"<p>{escape(doc['info']['description'])}</p>",
         "<h2>Subscribing</h2><p>Over HTTP: <code>GET /api/events?subject=dsa.ese.&gt;&amp;since_seq=N</code> "
         "(Server-Sent Events; the id of each event is its stream sequence, send it back as "
-        "<code>Last-Event-ID</code> to resume) or the WebSocket <code>/api/events/ws</code> with the same query. "
+        "<code>Last-Event-ID</code> to resume; a start the stream's retention no longer reaches is answered "
+        'first with <code>event: gap</code>, <code>{"gap": {"from_seq", "to_seq"}}</code>) '
+        "or the WebSocket <code>/api/events/ws</code> with the same query. "
         'Each message is <code>{"seq", "subject", "time", "event"}</code>. SETI events need an API key '
         "(<code>x-api-key</code>) and show only your own jobs; <code>ops.*</code> needs an operator key. "
         "On the bus: <code>run.py subscribers create NAME</code> makes read-only NATS credentials.</p>",

@@ -11,6 +11,11 @@ seen before the round)``; if the hub's ring still reaches back there it attaches
 
 ``write`` gets chunks (``web.feed.hub.Chunk``: events and their SSE frames joined once) so that
 a catch-up batch or a gathering window is one socket write.
+
+A start the stream no longer reaches (its retention removed the events from ``since_seq`` on, or
+a client came back after a long absence) is not silently moved forward: ``on_gap`` is told the
+sequences that are gone first, so a subscriber knows what it missed rather than believing it has
+everything.
 """
 
 from __future__ import annotations
@@ -21,9 +26,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+import msgspec
 import nats.js.errors
 
 from bus.replay import replay
+from bus.stream import STREAM
 from web.feed.hub import Chunk, FeedClient, FeedHub, FeedItem, make_chunk, make_item
 
 Write = Callable[[list[Chunk]], Awaitable[None]]
@@ -40,6 +47,26 @@ class Start:
 
     seq: int | None = None
     time: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """Stream sequences ``from_seq``..``to_seq`` (inclusive) that a feed asked for and the stream
+    no longer holds: removed by its retention (``--stream-max-age-days``, ``--stream-max-bytes``)."""
+
+    from_seq: int
+    to_seq: int
+
+    def body(self) -> bytes:
+        return msgspec.json.encode(
+            {
+                "gap": {"from_seq": self.from_seq, "to_seq": self.to_seq},
+                "reason": "these events were removed by the stream's retention before this feed read them",
+            }
+        )
+
+
+OnGap = Callable[[Gap], Awaitable[None]]
 
 
 class SlowClient(Exception):
@@ -86,8 +113,19 @@ async def _catch_up(hub: FeedHub, client: FeedClient, next_seq: int, since: date
     return max(next_seq, last + 1, horizon + 1)
 
 
+async def _gap(hub: FeedHub, next_seq: int) -> Gap | None:
+    """The sequences before the stream's first that a start at ``next_seq`` asks for, if any."""
+    first = int((await hub.js.stream_info(STREAM)).state.first_seq or 1)
+    return Gap(next_seq, first - 1) if next_seq < first else None
+
+
 async def serve(
-    hub: FeedHub, client: FeedClient, start: Start, write: Write, keepalive: Callable[[], Awaitable[None]]
+    hub: FeedHub,
+    client: FeedClient,
+    start: Start,
+    write: Write,
+    keepalive: Callable[[], Awaitable[None]],
+    on_gap: OnGap | None = None,
 ) -> str:
     """Feed ``client`` until it goes away (an exception from ``write``) or is dropped; returns why it ended."""
     try:
@@ -96,6 +134,9 @@ async def serve(
                 return "closed"
         else:
             next_seq = start.seq or 1
+            if start.seq is not None and on_gap is not None and (gap := await _gap(hub, next_seq)) is not None:
+                await on_gap(gap)
+                next_seq = gap.to_seq + 1
             if start.time is not None:
                 next_seq = await _catch_up(hub, client, next_seq, start.time, write)
             while not hub.attach(client, next_seq):

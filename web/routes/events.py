@@ -7,7 +7,10 @@ a browser's EventSource or any SSE client resumes with no gap and no duplicate, 
 edge restarts: the id is the stream's own sequence, not the edge's.
 
 Every message is ``{"seq", "subject", "time", "event"}`` (``event`` exactly as stored); the SSE
-``id`` is ``seq``. Who sees what is in ``web.feed.subjects``; the catch-up and hand-over in
+``id`` is ``seq``. A start before the stream's first sequence (retention removed those events) is
+answered first with one gap notice, ``{"gap": {"from_seq", "to_seq"}, "reason"}``: over SSE as
+``event: gap`` with ``id: to_seq`` (so a reconnect does not report it again), over the WebSocket
+as a text frame of its own. Who sees what is in ``web.feed.subjects``; the catch-up and hand-over in
 ``web.feed.session``; the shared tail and slow-client policy in ``web.feed.hub``.
 """
 
@@ -29,7 +32,7 @@ from web.auth import HEADER, require_key
 from web.errors import ApiError
 from web.feed import docs_page
 from web.feed.hub import Chunk, FeedClient, FeedHub
-from web.feed.session import Start, serve
+from web.feed.session import Gap, Start, serve
 from web.feed.subjects import DOMAINS, FilterError, Selection, Viewer, select
 from web.live import Client, LiveMessage
 
@@ -159,8 +162,11 @@ def register(edge: Edge) -> None:
         async def keepalive() -> None:
             await resp.write(b": keep-alive\n\n")
 
+        async def on_gap(gap: Gap) -> None:
+            await resp.write(b"event: gap\nid: %d\ndata: %s\n\n" % (gap.to_seq, gap.body()))
+
         with contextlib.suppress(ConnectionResetError, asyncio.CancelledError):
-            await serve(feed, FeedClient(selection), start, write, keepalive)
+            await serve(feed, FeedClient(selection), start, write, keepalive, on_gap)
         return resp
 
     @api.route(
@@ -190,8 +196,11 @@ def register(edge: Edge) -> None:
         async def keepalive() -> None:
             return None  # the WebSocket's own ping (heartbeat) keeps it alive
 
+        async def on_gap(gap: Gap) -> None:
+            await ws.send_frame(gap.body(), WSMsgType.TEXT)
+
         client = FeedClient(selection)
-        server = asyncio.create_task(serve(feed, client, start, write, keepalive))
+        server = asyncio.create_task(serve(feed, client, start, write, keepalive, on_gap))
         reader = asyncio.create_task(_drain_ws(ws))
         try:
             await asyncio.wait({server, reader}, return_when=asyncio.FIRST_COMPLETED)
