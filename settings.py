@@ -333,6 +333,14 @@ class Settings:
             "browser sessions (POST /api/session) last this long (s); the cookie's Max-Age",
         ),
     )
+    render_cache_mb: float = field(
+        default=1024.0,
+        metadata=_meta(
+            "OBS_RENDER_CACHE_MB",
+            "--render-cache-mb",
+            "disk kept for the browser's PNG renders of FITS products (DATA/edge/renders); least recently used go first",
+        ),
+    )
     cors_origins: str = field(
         default="",
         metadata=_meta(

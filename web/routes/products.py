@@ -99,7 +99,7 @@ def _image_view(r: dict[str, Any]) -> ImageView:
 def register(edge: Edge) -> None:
     api = edge.api
     settings = edge.settings
-    renders = RenderCache(settings.projection_db.parent / "renders")
+    renders = RenderCache(settings.projection_db.parent / "renders", int(settings.render_cache_mb * 2**20))
     png_errors = {
         403: "read auth required, or the file is outside the data roots",
         404: "no such record, or its file is gone",
