@@ -45,10 +45,13 @@ Steps:
                pair, the field sources on the peeled pair (and, for the record, on the unpeeled
                pair); every source with SNR >= 20 in both images counts; BMAJ/BMIN/BPA
 
-`--cal-model full` solves the calibration against the whole simulated sky instead of the tile's
-calibrators alone (see `solve_full_sky`: the calibrator-only solve suppresses field sources due
-north or south of the calibrator on the east-west arm's baselines, east or west of it on the
-north-south arm's, in the data both imagers get); `--threshold-sigma` sets both imagers' CLEAN depth.
+`--cal-model calibrators` (the default) is production: the calibrator actor's solve, which models
+the tile's calibrators and its catalogue sources (here the simulated sky is the catalogue).
+`--cal-model full` solves against the calibrators and the whole simulated sky directly
+(`solve_full_sky`, written before the actor modelled its field: a calibrator-only solve suppresses
+field sources due north or south of the calibrator on the east-west arm's baselines, east or west
+of it on the north-south arm's, in the data both imagers get); `--threshold-sigma` sets both
+imagers' CLEAN depth.
 
     .venv/bin/python bench/bench_casa.py [--workdir DIR] [--cal-model calibrators|full] [--threshold-sigma 3]
 """
@@ -161,7 +164,7 @@ def project(work: Path, threshold_sigma: float = 3.0, cal_model: str = "calibrat
     from actors.watcher.convert import convert_group
     from astro.applycal import apply_gains, interpolate_calibration
     from astro.calibrators import get_calibrator
-    from astro.catalogue import Catalogue, Source, nvss_name
+    from astro.catalogue import Catalogue, Source, nvss_name, save_catalogue
     from astro.coordinates import tile_phase_center
     from astro.instrument import TILE_DURATION_S
     from astro.msio import CORR_NAMES, read_ms, write_column
@@ -224,7 +227,10 @@ def project(work: Path, threshold_sigma: float = 3.0, cal_model: str = "calibrat
     timings["convert"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     if cal_model == "calibrators":
-        solved = calwork.solve_group(str(ms), str(work / "calsets"), ms.stem)
+        # production: the calibrator actor's solve, which models the tile's catalogue sources too
+        # (actors/calibrator/field.py); the catalogue here is the simulated sky itself
+        catalogue = save_catalogue(sky, work / "catalogue.json")
+        solved = calwork.solve_group(str(ms), str(work / "calsets"), ms.stem, catalogue_path=catalogue)
         assert solved is not None
         calset = Path(solved["path"])
     else:
@@ -505,7 +511,7 @@ def main() -> None:
         "--cal-model",
         choices=("calibrators", "full"),
         default="calibrators",
-        help="sky model of the calibration solve: the tile's calibrators (production) or the whole simulated sky",
+        help="sky model of the calibration solve: production (the calibrators and the catalogue's field sources) or the whole simulated sky",
     )
     args = ap.parse_args()
     work = Path(args.workdir)
