@@ -145,7 +145,11 @@ def drift_beam_gains(
     return out
 
 
-@numba.njit(parallel=True, cache=True, fastmath=False)
+#: channels between exact re-anchorings of a phasor advanced by products (equally spaced channels)
+ANCHOR_CHANNELS = 64
+
+
+@numba.njit(parallel=True, cache=True, fastmath=True)
 def _point_model_kernel(
     uvw: npt.NDArray[np.float64],
     freq: npt.NDArray[np.float64],
@@ -154,39 +158,54 @@ def _point_model_kernel(
     dfreq: float,
     out: npt.NDArray[np.complex64],
 ) -> None:  # pragma: no cover - compiled
+    """out[t, b, c, 0] = sum_s flux[t, c, s] exp(-2 pi i f_c delay_s / c_light), flux [ntime|1, nchan|1, nsrc].
+
+    Sources are the innermost loop, with the phasors as separate real and imaginary arrays: each
+    channel is then one pass over independent sources, which vectorises (fastmath lets the two sums
+    be reassociated; the result moves by ~1e-8 relative, below complex64's own rounding). Summing
+    channel by channel within one source instead chained every channel on the previous product and
+    was 3x (one source) to 4.5x (200) slower.
+    """
     ntime, nbl = uvw.shape[0], uvw.shape[1]
     nchan = freq.shape[0]
     nsrc = lmn.shape[0]
-    two_pi_over_c = 2.0 * np.pi / 299792458.0
+    k = -2.0 * np.pi / 299792458.0
+    anchor = ANCHOR_CHANNELS if dfreq != 0.0 else 1
     for tb in numba.prange(ntime * nbl):
         t = tb // nbl
         b = tb % nbl
         u, v, w = uvw[t, b, 0], uvw[t, b, 1], uvw[t, b, 2]
-        acc = np.zeros(nchan, np.complex128)
+        tl = t if lmn.shape[1] > 1 else 0
+        tf = t if flux.shape[0] > 1 else 0
+        delay = np.empty(nsrc)
+        zr = np.empty(nsrc)
+        zi = np.empty(nsrc)
+        sr = np.empty(nsrc)
+        si = np.empty(nsrc)
         for s in range(nsrc):
-            ts = t if lmn.shape[1] > 1 else 0
-            tf = t if flux.shape[1] > 1 else 0
-            delay = u * lmn[s, ts, 0] + v * lmn[s, ts, 1] + w * (lmn[s, ts, 2] - 1.0)
-            if dfreq != 0.0:
-                # equally spaced channels: the phasor advances by one fixed step per channel, a
-                # complex product instead of a cos and a sin; re-anchored exactly every 64 channels
-                dph = -two_pi_over_c * delay * dfreq
-                step = complex(np.cos(dph), np.sin(dph))
-                z = complex(1.0, 0.0)
-                for c in range(nchan):
-                    if c % 64 == 0:
-                        ph = -two_pi_over_c * delay * freq[c]
-                        z = complex(np.cos(ph), np.sin(ph))
-                    cf = c if flux.shape[2] > 1 else 0
-                    acc[c] += flux[s, tf, cf] * z
-                    z = z * step
-            else:
-                for c in range(nchan):
-                    ph = -two_pi_over_c * delay * freq[c]
-                    cf = c if flux.shape[2] > 1 else 0
-                    acc[c] += flux[s, tf, cf] * complex(np.cos(ph), np.sin(ph))
+            delay[s] = u * lmn[s, tl, 0] + v * lmn[s, tl, 1] + w * (lmn[s, tl, 2] - 1.0)
+            # equally spaced channels: the phasor advances by one fixed step per channel, a complex
+            # product instead of a cos and a sin, re-anchored exactly every ANCHOR_CHANNELS
+            step = k * delay[s] * dfreq
+            sr[s] = np.cos(step)
+            si[s] = np.sin(step)
         for c in range(nchan):
-            out[t, b, c, 0] = np.complex64(acc[c])
+            if c % anchor == 0:
+                for s in range(nsrc):
+                    ph = k * delay[s] * freq[c]
+                    zr[s] = np.cos(ph)
+                    zi[s] = np.sin(ph)
+            cf = c if flux.shape[1] > 1 else 0
+            ar = 0.0
+            ai = 0.0
+            for s in range(nsrc):
+                f = flux[tf, cf, s]
+                ar += f * zr[s]
+                ai += f * zi[s]
+                nr = zr[s] * sr[s] - zi[s] * si[s]
+                zi[s] = zr[s] * si[s] + zi[s] * sr[s]
+                zr[s] = nr
+            out[t, b, c, 0] = np.complex64(complex(ar, ai))
 
 
 def point_source_vis(
@@ -223,7 +242,9 @@ def point_source_vis(
     step = np.diff(f)
     uniform = f.size > 1 and bool(np.all(np.abs(step - step[0]) <= 1e-9 * np.abs(f).max()))
     dfreq = float(step[0]) if uniform else 0.0
-    _point_model_kernel(uvw_a, f, np.ascontiguousarray(lmn_a), np.ascontiguousarray(fl), dfreq, out)
+    # sources innermost (see the kernel): flux as [ntime|1, nchan|1, nsrc]
+    flux_t = np.ascontiguousarray(fl.transpose(1, 2, 0))
+    _point_model_kernel(uvw_a, f, np.ascontiguousarray(lmn_a), flux_t, dfreq, out)
     return out
 
 
