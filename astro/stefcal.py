@@ -168,6 +168,44 @@ def _stefcal_kernel(
             g_out[p, a] = g[a]
 
 
+@numba.njit(parallel=True, cache=True)
+def _fit_stats(
+    A: npt.NDArray[np.complex128],
+    B: npt.NDArray[np.float64],
+    C: npt.NDArray[np.float64],
+    N: npt.NDArray[np.float64],
+    used: npt.NDArray[np.bool_],
+    g: npt.NDArray[np.complex128],
+    ant1: npt.NDArray[np.int32],
+    ant2: npt.NDArray[np.int32],
+    redchi: npt.NDArray[np.float64],
+    info: npt.NDArray[np.float64],
+) -> None:  # pragma: no cover - compiled
+    """Per cell: the reduced chi^2 of the fit over its used baselines (the residual C - 2 Re(conj(g_i)
+    g_j A) + |g_i g_j|^2 B, at least 0) and each antenna's information sum_j B |g_j|^2. One pass per
+    cell; as numpy expressions over [cells, baselines] they made six temporaries of the whole
+    bandpass (1536 x 4656 complex) and took most of a solve's non-kernel time."""
+    nprob, nbl = A.shape
+    for p in numba.prange(nprob):
+        chi = 0.0
+        nsamp = 0.0
+        for b in range(nbl):
+            i = ant1[b]
+            j = ant2[b]
+            gi = g[p, i]
+            gj = g[p, j]
+            ai = gi.real * gi.real + gi.imag * gi.imag
+            aj = gj.real * gj.real + gj.imag * gj.imag
+            bb = B[p, b]
+            info[p, i] += bb * aj
+            info[p, j] += bb * ai
+            if used[p, b]:
+                r = C[p, b] - 2.0 * (np.conj(gi) * gj * A[p, b]).real + ai * aj * bb
+                chi += max(r, 0.0)
+                nsamp += N[p, b]
+        redchi[p] = chi / max(2.0 * nsamp, 1.0)
+
+
 def reduce_cells(
     vis: npt.NDArray[np.complex64],
     flags: npt.NDArray[np.bool_],
@@ -263,15 +301,9 @@ def stefcal(
     niter = np.empty(nprob, np.int32)
     _stefcal_kernel(Af, Bf, a1, a2, int(nant), int(maxiter), float(tol), g, niter)
 
-    # residual chi^2 per baseline: C - 2 Re(conj(g_i) g_j A) + |g_i g_j|^2 B
-    gi = g[:, a1]
-    gj = g[:, a2]
-    chi2 = Cf - 2 * np.real(np.conj(gi) * gj * Af) + np.abs(gi * gj) ** 2 * Bf
-    chi2 = np.where(used, np.maximum(chi2, 0.0), 0.0)
-    nsamp = np.sum(np.where(used, Nf, 0.0), axis=1)
-    redchi = np.sum(chi2, axis=1) / np.maximum(2.0 * nsamp, 1.0)
-    gabs2 = np.abs(g) ** 2
-    info = (Bf * gabs2[:, a2]) @ end1 + (Bf * gabs2[:, a1]) @ end2
+    redchi = np.empty(nprob)
+    info = np.zeros((nprob, nant))
+    _fit_stats(Af, Bf, np.ascontiguousarray(Cf), np.ascontiguousarray(Nf), used, g, a1, a2, redchi, info)
     with np.errstate(divide="ignore", invalid="ignore"):
         err = np.sqrt(np.maximum(redchi[:, None], 1e-30) / info)
         snr = np.abs(g) / err
