@@ -139,3 +139,35 @@ def test_cli_bad_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert "not a filterbank" in capsys.readouterr().err
     good = make_filterbank(tmp_path / "g.fil", nchans=1024, ntime=4)
     assert main([str(good), "--max-drift", "60", "--quiet"]) == 2
+
+
+def test_waterfalls_of_many_spectra_are_averaged_in_time(tmp_path: Path) -> None:
+    """A file of 4096 spectra: its waterfall is drawn from at most MAX_PLOT_ROWS time blocks (their
+    means, their true time edges); one quad per spectrum took ~1 GB and minutes for one export."""
+    import tracemalloc
+
+    import numpy as np
+
+    from actors.searcher.export import MAX_PLOT_ROWS, _time_blocks, write_waterfalls
+    from actors.searcher.filterbank import open_filterbank
+
+    data = np.arange(1000 * 3, dtype=np.float32).reshape(1000, 3)
+    blocks, edges = _time_blocks(data, 2.0, max_rows=300)  # blocks of 4 spectra, the last of 0
+    assert blocks.shape == (250, 3) and edges[0] == 0.0 and edges[-1] == 2000.0 and len(edges) == 251
+    np.testing.assert_allclose(blocks[0], data[:4].mean(axis=0))
+    odd, odd_edges = _time_blocks(data[:999], 2.0, max_rows=300)  # the last block has 3 spectra
+    np.testing.assert_allclose(odd[-1], data[996:999].mean(axis=0))
+    assert odd_edges[-1] == 1998.0
+
+    src = make_filterbank(tmp_path / "tall.fil", nchans=2048, ntime=4096)
+    # no hits: the band overview of all 4096 spectra is drawn (the search itself is not the subject
+    # here, and a de-Doppler search of 4096 spectra takes a minute: a short file's result stands in)
+    result = search_file(make_filterbank(tmp_path / "short.fil", nchans=2048, ntime=16))
+    assert not result.top_candidates(4)
+    tracemalloc.start()
+    write_waterfalls(result, open_filterbank(src), tmp_path / "w.png", tmp_path / "t.png")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert (tmp_path / "w.png").stat().st_size > 0 and (tmp_path / "t.png").stat().st_size > 0
+    assert MAX_PLOT_ROWS <= 512
+    assert peak < 250e6, f"{peak / 1e6:.0f} MB"
