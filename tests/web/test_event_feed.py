@@ -234,6 +234,10 @@ async def test_seti_events_only_to_their_owner_operator_sees_all(bus: Bus, edge_
             ({"subject": "dsa.>.x"}, {}, 422, "VALIDATION_ERROR"),
             ({"subject": "cmd.>"}, {}, 422, "VALIDATION_ERROR"),
             ({"since_seq": "abc"}, {}, 422, "VALIDATION_ERROR"),
+            ({"since_seq": ""}, {}, 422, "VALIDATION_ERROR"),  # given empty: not "new events only"
+            ({"since_seq": "\u00b2"}, {}, 422, "VALIDATION_ERROR"),  # a Unicode digit: str.isdigit says yes
+            ({"since": ""}, {}, 422, "VALIDATION_ERROR"),
+            ({}, {"Last-Event-ID": "\u0663"}, 422, "VALIDATION_ERROR"),
             ({"since_seq": "9" * 30}, {}, 422, "VALIDATION_ERROR"),  # past any JetStream sequence
             ({}, {"Last-Event-ID": "9" * 30}, 422, "VALIDATION_ERROR"),
             ({"since": "yesterday"}, {}, 422, "VALIDATION_ERROR"),

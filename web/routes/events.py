@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import re
 from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -61,23 +62,29 @@ async def viewer_for(request: web.Request, edge: Edge) -> Viewer:
 MAX_SEQ = 2**63 - 1
 
 
+#: a stream sequence as the query or Last-Event-ID carries it: ASCII digits only (``str.isdigit``
+#: also takes "²" and other Unicode digits, which ``int`` then refuses)
+_SEQ = re.compile(r"[0-9]+")
+
+
 def start_of(request: web.Request, *, last_event_id: str = "") -> Start:
     if last_event_id:
-        if not last_event_id.strip().isdigit():
+        if not _SEQ.fullmatch(last_event_id.strip()):
             raise ApiError(422, "Last-Event-ID must be a stream sequence", details={"field": "Last-Event-ID"})
         if int(last_event_id) >= MAX_SEQ:
             raise ApiError(422, "Last-Event-ID is past any stream sequence", details={"field": "Last-Event-ID"})
         return Start(seq=int(last_event_id) + 1)
+    has_seq, has_since = "since_seq" in request.query, "since" in request.query
     raw_seq, raw_since = request.query.get("since_seq", ""), request.query.get("since", "")
-    if raw_seq and raw_since:
+    if has_seq and has_since:
         raise ApiError(422, "give since_seq or since, not both", details={"field": "since"})
-    if raw_seq:
-        if not raw_seq.isdigit():
+    if has_seq:  # present means given: an empty since_seq= is not "new events only"
+        if not _SEQ.fullmatch(raw_seq):
             raise ApiError(422, "query parameter 'since_seq' must be an integer >= 0", details={"field": "since_seq"})
         if int(raw_seq) > MAX_SEQ:
             raise ApiError(422, "query parameter 'since_seq' is past any stream sequence", details={"field": "since_seq"})
         return Start(seq=max(int(raw_seq), 1))
-    if raw_since:
+    if has_since:
         try:
             when = datetime.fromisoformat(raw_since.replace("Z", "+00:00"))
         except ValueError:
