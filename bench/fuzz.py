@@ -82,6 +82,28 @@ def _label(p: psutil.Process) -> str:
     return p.name()
 
 
+#: before the baseline and the final reading: seconds of quiet, then samples this far apart
+SETTLE_S = 10.0
+SAMPLES, SAMPLE_EVERY_S = 5, 2.0
+
+
+def settled_rss(root_pid: int) -> dict[str, int]:
+    """Each process's median RSS over ``SAMPLES`` readings, after ``SETTLE_S`` with no requests.
+
+    One instant's reading of a Go process (the nats-server) swings by several MB with its garbage
+    collector's cycle (the heap grows to twice the live data before a collection, and freed pages
+    go back to the OS over minutes); a Python process's by what it is doing at that instant. The
+    baseline and the final figure are taken the same way, when the system is idle."""
+    time.sleep(SETTLE_S)
+    readings = []
+    for k in range(SAMPLES):
+        if k:
+            time.sleep(SAMPLE_EVERY_S)
+        readings.append(rss_by_process(root_pid))
+    keys = set.intersection(*(set(r) for r in readings))
+    return {key: int(np.median([r[key] for r in readings])) for key in keys}
+
+
 def bus_state(data_dir: Path) -> dict[str, int]:
     """What the nats-server holds: the account's streams, consumers and stored bytes, and the
     event stream's messages - so that a growth of its RSS can be set against the data it keeps."""
@@ -365,14 +387,15 @@ class Fuzz:
         at_start = rss_by_process(self.proc.pid)
         started = time.monotonic()
         # The baseline is taken after a first round: its imports, caches, pool workers and the
-        # JetStream store's first blocks are warm-up, not growth.
+        # JetStream store's first blocks are warm-up, not growth. It and the final figure are
+        # medians over 8 s of an idle system (settled_rss).
         # A good file analysed to the end belongs to the warm-up too: the pool worker's first
         # search and exports import matplotlib and astropy's FITS writer (~50 MB once). Without
         # it, a 30-minute run counted that import, made at its first good file, as growth (+28 %).
         self.schemathesis_round(0)
         self.bad_files_round(0)
         self.api_file("warm-up.fil", good_fil(self.rng)[0])
-        before = rss_by_process(self.proc.pid)
+        before = settled_rss(self.proc.pid)
         by_round = [{k: round(v / 2**20, 1) for k, v in before.items()}]
         bus_by_round = [bus_state(self.data)]
         n = 1
@@ -387,7 +410,7 @@ class Fuzz:
         if health != 200:
             self.failures.append(f"/api/health answered {health} at the end")
         actors = self.http.get(f"{self.url}/api/actors", timeout=10)
-        after = rss_by_process(self.proc.pid)
+        after = settled_rss(self.proc.pid)
         self.stop()
         growth = {k: round(after[k] / v - 1.0, 3) for k, v in before.items() if k in after and v}
         total_before, total_after = sum(before.values()), sum(after[k] for k in before if k in after)

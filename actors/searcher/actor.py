@@ -45,7 +45,7 @@ import uuid
 from pathlib import Path
 from typing import ClassVar
 
-from actors.runtime import Actor
+from actors.runtime import Actor, call_and_release
 from actors.searcher import fair_share
 from actors.searcher.claims import Claims
 from actors.searcher.filterbank import FilterbankError, check_decoded_size, open_filterbank
@@ -95,8 +95,11 @@ def warm_up(scratch: Path) -> None:
 
 
 def preload_exports() -> None:
-    """Import what the exports need in a pool worker, so the first job's exports do not pay for it."""
+    """Import what the exports need in a pool worker, so the first job's exports do not pay for it
+    (the waterfalls re-read windows of the file: h5py and hdf5plugin for an .h5)."""
     import astropy.io.fits  # noqa: F401
+    import h5py  # noqa: F401
+    import hdf5plugin  # noqa: F401
     import matplotlib
 
     matplotlib.use("Agg")
@@ -255,7 +258,14 @@ class SearcherActor(Actor):
         limit = self.settings.search_time_limit_s
         try:
             return await asyncio.wait_for(
-                self.run_thread(search_file, path, max_drift=job.max_drift, min_snr=job.min_snr, progress=on_progress),
+                self.run_thread(
+                    call_and_release,  # a large file's search leaves a heap of fragments behind
+                    search_file,
+                    path,
+                    max_drift=job.max_drift,
+                    min_snr=job.min_snr,
+                    progress=on_progress,
+                ),
                 limit if limit > 0 else None,
             )
         except TimeoutError:
