@@ -32,10 +32,10 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from actors.searcher.synth import make_filterbank  # noqa: E402
 from bus import StreamPolicy, connect_when_ready  # noqa: E402
 from bus.server import EmbeddedServer  # noqa: E402
 from harness.cluster import ApiUser, System  # noqa: E402
-from tests.seti.conftest import filterbank_bytes  # noqa: E402
 
 PER_USER = 5  # the running limit: every admission after it is a 429
 
@@ -83,7 +83,7 @@ async def run(replicas: int, keepers: int, users: int, concurrency: int) -> dict
             for _ in range(keepers):
                 await start("quota_keeper", "--kv-replicas", str(replicas), replicas=replicas)
             await system.wait_heartbeats("quota_keeper", keepers)
-            payload = filterbank_bytes(nchans=256, ntime=16)
+            payload = make_filterbank(Path(tmp) / "noise.fil", nchans=256, ntime=16).read_bytes()
             people: list[tuple[ApiUser, str]] = []
             for _ in range(users):
                 user = await system.user("researcher")

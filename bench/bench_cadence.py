@@ -2,7 +2,7 @@
 
 Run by hand:  .venv/bin/python bench/bench_cadence.py [--log2n 18] [--skip-turboseti]
 
-* A simulated ABACAD cadence (tests/seti/cadence_synth.py: six FBH5 files, 16 × 18.25 s, Δf = −2.79 Hz,
+* A simulated ABACAD cadence (actors/searcher/synth_cadence.py: six FBH5 files, 16 × 18.25 s, Δf = −2.79 Hz,
   ``tstart`` 312 s apart) with sky signals only in the ONs (several drifts), RFI in every file
   (drifting and not), a signal that drifts out of the band in the first ON, written to
   bench/out/cadence/ once and reused.  The OFFs are 1.5× noisier than the ONs.
@@ -29,8 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from actors.searcher.synth_cadence import Signal, make_cadence  # noqa: E402
 from bench.bench_dedoppler import TS_PY, ensure_turboseti, load  # noqa: E402
-from tests.seti.cadence_synth import Signal, make_cadence  # noqa: E402
 
 OUT = ROOT / "bench" / "out" / "cadence"
 
@@ -65,7 +65,7 @@ def main() -> None:
     args = ap.parse_args()
     nchans = 1 << args.log2n
     cad = OUT / f"2e{args.log2n}"
-    from tests.seti.cadence_synth import FOFF
+    from actors.searcher.synth_cadence import FOFF
 
     files = sorted(cad.glob("*.h5"), key=lambda p: int(p.stem.split("_")[1]))
     if len(files) != 6:

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from actors.searcher.cadence import EVENTS_CSV_COLUMNS, DatFile, DatHit, find_events, on_mask
+from actors.searcher.synth_cadence import OBS_S, Signal, make_cadence
 from harness.env import clean_env
 from tests.conftest import PYTHON, ROOT
-from tests.seti.cadence_synth import OBS_S, Signal, make_cadence
 
 SKY = Signal(1399.99, 0.35, 30.0, files=(0, 2, 4))  # only where the telescope points at the target
 RFI = Signal(1399.97, -0.2, 30.0, files=range(6))  # wherever the telescope points

@@ -16,11 +16,11 @@ import pytest
 
 from actors.searcher.actor import SearcherActor
 from actors.searcher.cadence_actor import CadenceActor
+from actors.searcher.synth_cadence import make_cadence
 from bus import Bus
 from harness.env import clean_env
 from settings import Settings
 from tests.conftest import PYTHON, ROOT
-from tests.seti.cadence_synth import make_cadence
 from tests.seti.conftest import Stack
 from tests.seti.test_cadence import OUT_OF_BAND, RFI, SKY
 from tests.seti.test_searcher_service import wait_finished

@@ -1,4 +1,4 @@
-"""Simulated ON/OFF cadences (ABACAD) for the cadence tests and the cadence benchmark.
+"""Simulated ON/OFF cadences (ABACAD), for the cadence tests and bench/bench_cadence.py.
 
 Each file is a Breakthrough-Listen-like high-resolution filterbank (Δf = −2.79 Hz, 16 × 18.25 s);
 files start ``OBS_S + SLEW_S`` apart, and their ``tstart`` says so.  A signal on the sky keeps
