@@ -41,6 +41,9 @@ class JobSubmitted(Event, frozen=True, tag="seti.job.submitted"):
     #: the tier's size limit, applied by the searcher to the DECODED data (a compressed .h5 may
     #: declare far more than it stores); 0: no limit (events published before it existed)
     max_data_bytes: int = 0
+    #: the client's Idempotency-Key of the /analyze that made the job ("" when none was sent), so
+    #: a quota ledger rebuilt from the stream still answers a retry with this job, uncharged
+    request_id: str = ""
 
 
 class CadenceSubmitted(Event, frozen=True, tag="seti.cadence.submitted"):

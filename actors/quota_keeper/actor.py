@@ -156,6 +156,7 @@ class QuotaKeeperActor(Actor):
             max_drift=cmd.max_drift,
             min_snr=cmd.min_snr,
             max_data_bytes=tier.max_file_mb * MB,
+            request_id=cmd.request_id,
             correlation_id=job_id,
             producer=self.role,
         )

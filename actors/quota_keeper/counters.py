@@ -28,6 +28,7 @@ import functools
 import hashlib
 import random
 import re
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from typing import TypeVar
@@ -51,6 +52,8 @@ BUCKET = "QUOTA"
 DONE_KEPT = 200
 #: CAS attempts before giving up (each conflict means another keeper made progress)
 MAX_ATTEMPTS = 200
+#: how long an Idempotency-Key is remembered (the edge's IDEMPOTENCY_WINDOW_S), for a rebuild
+REQUEST_WINDOW_S = 86400
 #: seconds after which an email claim with no published user is taken over (its keeper died)
 EMAIL_CLAIM_STALE_S = 60
 JOB_SUBJECTS = [JobSubmitted.subject(), JobCompleted.subject(), JobFailed.subject()]
@@ -333,13 +336,14 @@ class Counters:
         return True
 
     # -- rebuilding --------------------------------------------------------------------------
-    async def rebuild(self, js: JetStreamContext) -> int:
+    async def rebuild(self, js: JetStreamContext, request_window_s: int = REQUEST_WINDOW_S) -> int:
         """Recompute every user's record from the stream's ``seti.job.*`` events; returns how many
         users. Run by a keeper that found the bucket missing (lost, or deleted by an operator):
-        this month's counts, the running jobs and the finished ones come back; the Idempotency-Key
-        memory (never in the stream) does not."""
+        this month's counts, the running jobs, the finished ones and the Idempotency-Keys of the
+        last ``request_window_s`` (``seti.job.submitted`` carries its request's key) come back."""
         records: dict[str, UserCounts] = defaultdict(UserCounts)
         events = 0
+        oldest_request = int(time.time()) - request_window_s
         async for stored in replay(js, JOB_SUBJECTS):
             try:
                 event = decode(stored.data)
@@ -351,6 +355,8 @@ class Counters:
                 if event.job_id not in record.running and event.job_id not in record.done:
                     record.charge(event.created_at)
                     record.running[event.job_id] = event.created_at
+                if event.request_id and event.created_at >= oldest_request:
+                    record.requests.setdefault(event.request_id, RequestEntry(event.job_id, event.created_at))
             elif isinstance(event, JobCompleted | JobFailed):
                 record = records[event.user_id]
                 created = record.running.get(event.job_id)
@@ -376,7 +382,7 @@ def _merge(rebuilt: UserCounts, record: UserCounts) -> tuple[None, bool]:
         month=rebuilt.month,
         count=rebuilt.count,
         running={**rebuilt.running, **extra},
-        requests=record.requests,
+        requests={**rebuilt.requests, **record.requests},
         unstored={j: u for j, u in record.unstored.items() if j in extra},
         done=rebuilt.done,
     )

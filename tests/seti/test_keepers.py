@@ -201,6 +201,29 @@ async def _events_handled(stack: Stack, user_id: str) -> bool:
     return not info.num_pending and not info.num_ack_pending and not record.unstored
 
 
+async def test_a_rebuilt_bucket_still_knows_the_idempotency_keys(stack: Stack, tmp_path: Path) -> None:
+    """The bucket lost after an admission with an Idempotency-Key: the client's retry, reaching a
+    keeper that rebuilt the ledger from the stream, gets the same job and is not charged again."""
+    user = await stack.user(tier="free")
+    key = await stack.upload(user)
+    first = await stack.keeper.admit(_admit(user.user_id, key, "key:before-the-loss"))
+    await eventually(lambda: _seen_all(stack, user.user_id, 1))
+    await eventually(lambda: _events_handled(stack, user.user_id), timeout=30.0)
+    await stack.keeper.stop()
+    await stack.bus.js.delete_key_value(BUCKET)
+    keeper = await _keeper(stack, tmp_path / "restarted" / "ledger.sqlite")
+    try:
+        again = await keeper.admit(_admit(user.user_id, key, "key:before-the-loss"))
+        assert again == {"job_id": first["job_id"], "replayed": True}
+        assert await keeper.counters.used(user.user_id, time.time()) == 1
+        fresh = await keeper.admit(_admit(user.user_id, key, "key:after-the-loss"))
+        assert fresh["job_id"] != first["job_id"]
+        assert await keeper.counters.used(user.user_id, time.time()) == 2
+    finally:
+        await keeper.stop()
+        await stack.keeper.start()  # the fixture stops it
+
+
 async def test_a_rebuild_keeps_what_another_keeper_admitted_meanwhile(stack: Stack, second: QuotaKeeperActor) -> None:
     """The bucket lost while a keeper runs: it admits into a fresh record while another keeper
     rebuilds from the stream; the rebuild folds the stream's figures in and keeps that admission."""
