@@ -8,7 +8,10 @@ Layout::
         00001, 00001.etag, ...                the parts received so far and their MD5s
 
 Uploads stream to a temporary file beside their destination and are renamed into place only when
-the last byte arrived within the limit, so a refused or broken upload leaves nothing behind. The
+the last byte arrived within the limit, so a refused or broken upload leaves nothing behind. What
+only a killed process or a client that never finished can leave (a ``.tmp-*`` file, a multipart
+upload neither completed nor aborted) is removed by ``sweep_abandoned`` a day later, long after
+its URLs expired; the quota keeper runs it with its retention sweep. The
 HTTP side of the signed URLs (``PUT``/``GET /objects/{key}``) belongs to the edge:
 ``web.routes.objects``; this package has no HTTP server dependency.
 """
@@ -19,6 +22,7 @@ import asyncio
 import json
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +39,8 @@ from storage.base import (
 from storage.signing import EdgeSignedUrls, Signer
 
 CHUNK = 256 * 1024
+#: an upload untouched this long is abandoned: its signed URLs (URL_TTL_S) expired long before
+ABANDONED_AFTER_S = 24 * 3600.0
 
 
 class LocalStorage(EdgeSignedUrls):
@@ -113,6 +119,29 @@ class LocalStorage(EdgeSignedUrls):
         finally:
             tmp.unlink(missing_ok=True)
         return total
+
+    def sweep_abandoned(self, older_than_s: float = ABANDONED_AFTER_S, now: float | None = None) -> int:
+        """Remove multipart uploads nobody completed or aborted and ``.tmp-*`` files a killed process
+        left, untouched for ``older_than_s``; returns how many. Blocking (run it in a thread)."""
+        cutoff = (time.time() if now is None else now) - older_than_s
+        removed = 0
+        for d in list(self.uploads.iterdir()):
+            try:
+                newest = max([p.lstat().st_mtime for p in d.iterdir()], default=d.lstat().st_mtime)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            if newest < cutoff:
+                shutil.rmtree(d, ignore_errors=True)
+                removed += 1
+        for tmp in self.root.rglob(".tmp-*"):
+            try:
+                st = tmp.lstat()
+            except FileNotFoundError:
+                continue
+            if tmp.is_file() and not tmp.is_symlink() and st.st_mtime < cutoff:
+                tmp.unlink(missing_ok=True)
+                removed += 1
+        return removed
 
     async def abort_multipart(self, key: str, upload_id: str) -> None:
         self.upload_meta(upload_id, key)

@@ -442,12 +442,24 @@ class QuotaKeeperActor(Actor):
                 self.log.warning("admitted job never reached the stream: refunded", job_id=job_id)
         return refunded
 
+    async def sweep_uploads(self) -> int:
+        """Remove uploads abandoned in the local store (``LocalStorage.sweep_abandoned``); the
+        object stores' own lifecycle rules do it for S3, so other backends have nothing to do here."""
+        sweep = getattr(self.storage, "sweep_abandoned", None)
+        if sweep is None:
+            return 0
+        removed = int(await asyncio.to_thread(sweep))
+        if removed:
+            self.log.info("abandoned uploads removed", removed=removed)
+        return removed
+
     async def _retention_loop(self) -> None:
         while True:
-            try:
-                await self.sweep()
-            except Exception:
-                self.log.exception("retention sweep failed")
+            for what, step in (("retention", self.sweep), ("abandoned-upload", self.sweep_uploads)):
+                try:
+                    await step()
+                except Exception:
+                    self.log.exception(f"{what} sweep failed")
             await asyncio.sleep(self.settings.retention_sweep_s)
 
 
