@@ -135,12 +135,22 @@ def _validation_error(exc: msgspec.ValidationError, type_: Any, doc: Any, what: 
     return ApiError(status, message, code, details)
 
 
+#: whitespace as JSON (RFC 8259) has it. ``bytes.strip()`` also strips ``\x0b`` and ``\x0c``,
+#: which are not JSON: a body of them is a malformed document, not a missing one.
+JSON_WHITESPACE = b" \t\r\n"
+
+
+def body_is_empty(raw: bytes) -> bool:
+    """Whether a request carries no JSON document at all (nothing, or JSON whitespace only)."""
+    return not raw.strip(JSON_WHITESPACE)
+
+
 def decode_body(raw: bytes, type_: type[T]) -> T:
     """Decode a JSON body: invalid JSON, missing and unknown fields are 400 (naming them), wrong
     types and values 422 naming the field (and, for an enum, the values it allows)."""
     import msgspec.inspect as mi
 
-    if not raw.strip():
+    if body_is_empty(raw):
         raise ApiError(400, "request body is empty; expected a JSON object", "INVALID_JSON")
     try:
         doc = msgspec.json.decode(raw)
@@ -241,6 +251,9 @@ class Route:
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: whether the JSON body may be left out (its Struct's defaults then apply)
     body_optional: bool = False
+    #: other media types the success response may have besides its JSON body (the SETI download
+    #: answers ``format=csv`` inline as ``text/csv``): each documented as a text body
+    also_content: tuple[str, ...] = ()
 
 
 class Api:
@@ -329,6 +342,8 @@ class Api:
                 ok["content"] = {"application/json": {"schema": by_type[r.response]}}
             elif r.content_type:
                 ok["content"] = {r.content_type: {"schema": {"type": "string", "format": "binary"}}}
+            for media in r.also_content:
+                ok.setdefault("content", {})[media] = {"schema": {"type": "string"}}
             responses: dict[str, Any] = {str(r.status): ok}
             implied: dict[int, str] = {400: "Malformed HTTP request (a request line or header over 8 KB)"}
             if r.request is not None:

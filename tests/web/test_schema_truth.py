@@ -42,6 +42,9 @@ async def test_405_carries_allow_and_query_values_are_named(edge_factory: Callab
     assert limit["schema"]["minimum"] == 1
     fmt = next(p for p in ops["/jobs/{job_id}/download"]["get"]["parameters"] if p["name"] == "format")
     assert "csv" in fmt["schema"]["enum"]
+    # format=csv is answered inline as text/csv: the document says so beside the JSON body
+    download_ok = ops["/jobs/{job_id}/download"]["get"]["responses"]["200"]["content"]
+    assert set(download_ok) == {"application/json", "text/csv"}
     ttl = doc["components"]["schemas"]["CreateKeyRequest"]["properties"]["ttl_days"]
     assert (ttl["minimum"], ttl["maximum"]) == (1, 365)
     assert doc["components"]["schemas"]["NotebookRequest"]["properties"]["output_path"]["anyOf"][0]["pattern"]

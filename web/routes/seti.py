@@ -450,6 +450,7 @@ def register(edge: Edge) -> None:
         auth="key",
         summary="Signed download URL of one result file; csv is returned inline as text/csv",
         query=DownloadQuery,
+        also_content=("text/csv",),
         responses={
             400: "Invalid format parameter",
             403: "Job belongs to a different user",

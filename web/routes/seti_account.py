@@ -31,7 +31,7 @@ from web.routes.seti_bodies import (
     TierDetails,
     UsageResponse,
 )
-from web.routing import decode_body, json_response, read_json
+from web.routing import body_is_empty, decode_body, json_response, read_json
 
 if TYPE_CHECKING:
     from web.app import Edge
@@ -86,7 +86,7 @@ def register(edge: Edge) -> None:
         principal = await require_key(req)
         _keys_allowed(principal)
         raw = await req.read()
-        body = decode_body(raw, CreateKeyRequest) if raw.strip() else CreateKeyRequest()
+        body = CreateKeyRequest() if body_is_empty(raw) else decode_body(raw, CreateKeyRequest)
         try:
             keys.check_ttl(body.ttl_days)
         except ValueError as exc:
