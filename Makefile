@@ -21,8 +21,8 @@ $(BIN)/python:
 $(RUN_STAMP): pyproject.toml | $(BIN)/python
 	@echo "installing the platform into $(VENV) (first time: about 2 minutes) ..."
 	$(PIP) -e .
-	@echo "compiling the de-Doppler kernels into numba's cache (once, about 30-60 s) ..."
-	$(BIN)/python -m actors.searcher.precompile
+	@echo "compiling the numba kernels (de-Doppler search, DSA-110 conversion, calibration, imaging) into numba's cache (once, about 1-2 minutes) ..."
+	$(BIN)/python -m actors.precompile
 	touch $(RUN_STAMP)
 
 # The dev extras on top. It depends on the run stamp, so a changed pyproject.toml reinstalls both.

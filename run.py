@@ -122,12 +122,11 @@ def preflight(settings: Settings, *, with_edge: bool) -> str | None:
 
 
 def numba_cache_is_cold() -> bool:
-    """True when no numba kernel of the actors has been compiled and cached yet (a first start):
-    every kernel is ``cache=True``, so its compiled code lands in ``__pycache__`` beside it."""
-    from pathlib import Path
+    """True when some actor's numba kernels are not compiled and cached yet (``make install`` runs
+    ``python -m actors.precompile``, which compiles them all; a bare ``pip install`` does not)."""
+    from actors.precompile import kernels_cached
 
-    root = Path(__file__).resolve().parent / "actors"
-    return not any(root.glob("*/__pycache__/*.nbi"))
+    return not kernels_cached()
 
 
 # -- running the system ------------------------------------------------------------------------
@@ -203,7 +202,8 @@ async def run_system(
     started = asyncio.get_running_loop().time()
     if roles and numba_cache_is_cold():
         print(
-            "first start: compiling the numba kernels (about 30 s on 2 cores, once; cached after that)",
+            "first start: the numba kernels are not compiled yet; the first search and the first DSA-110 group"
+            " compile them as they come (1-2 min on 2 cores, once; `python -m actors.precompile` does it ahead)",
             file=sys.stderr,
             flush=True,
         )
