@@ -24,10 +24,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 #: the modules with numba kernels (``@numba.njit(cache=True)``); numba writes one ``.nbi`` index
 #: per kernel into the module's ``__pycache__``
-KERNEL_MODULES = (
+#: what `run.py search` (the de-Doppler search alone) compiles
+SEARCH_KERNEL_MODULES = (
     "actors/searcher/dedoppler.py",
     "actors/searcher/hits.py",
     "actors/searcher/pipeline.py",
+)
+KERNEL_MODULES = (
+    *SEARCH_KERNEL_MODULES,
     "actors/watcher/convert.py",
     "astro/flagging.py",
     "astro/skymodel.py",
@@ -41,10 +45,10 @@ KERNEL_MODULES = (
 )
 
 
-def kernels_cached() -> bool:
-    """Whether numba's cache holds kernels of every module above (a module whose kernels were never
-    run has no index file: that module's first use will compile)."""
-    for module in KERNEL_MODULES:
+def kernels_cached(modules: tuple[str, ...] = KERNEL_MODULES) -> bool:
+    """Whether numba's cache holds kernels of every one of `modules` (a module whose kernels were
+    never run has no index file: that module's first use will compile)."""
+    for module in modules:
         path = ROOT / module
         if not any((path.parent / "__pycache__").glob(f"{path.stem}.*.nbi")):
             return False

@@ -49,15 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def kernels_cached() -> bool:
-    """Whether numba's on-disk cache holds the searcher's kernels (``cache=True`` writes ``*.nbi`` index
-    files beside the modules' bytecode)."""
-    return any((Path(__file__).parent / "__pycache__").glob("dedoppler.*.nbi"))
-
-
 def announce_compile() -> None:
     """On a fresh install numba compiles the kernels on first use: say so rather than sit silent."""
-    if not kernels_cached():
+    from actors.precompile import SEARCH_KERNEL_MODULES, kernels_cached
+
+    if not kernels_cached(SEARCH_KERNEL_MODULES):
         print(
             "first start: compiling the de-Doppler kernels with numba (once per install, about 30-60 s on "
             "2 cores; later starts load them from the cache in about a second)",
