@@ -41,6 +41,7 @@ KERNEL_MODULES = (
     "actors/imager/weighting.py",
     "actors/imager/clean.py",
     "actors/imager/field_peel.py",
+    "actors/imager/averaging.py",
     "sim/observation.py",
 )
 

@@ -35,6 +35,7 @@ import numpy.typing as npt
 from scipy import ndimage
 from scipy.optimize import least_squares
 
+from actors.imager.averaging import UNIT_FREQ, BaselineAveraging
 from actors.imager.gridding import degrid, grid_dirty, make_psf
 
 FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
@@ -387,6 +388,10 @@ def psf_sidelobe(psf: npt.NDArray[np.float32], level: float = 0.35, inner_fracti
     return float(out.max())
 
 
+def _as_given(vis: npt.NDArray[np.complex64]) -> npt.NDArray[np.complex64]:
+    return vis
+
+
 def cotton_schwab(
     uvw: npt.NDArray[np.float64],
     freq: npt.NDArray[np.float64],
@@ -409,6 +414,7 @@ def cotton_schwab(
     known_vis: npt.NDArray[np.complex64] | None = None,
     refine: Callable[[npt.NDArray[np.complex64]], npt.NDArray[np.complex64] | None] | None = None,
     field_model: FieldModel | None = None,
+    averaging: BaselineAveraging | None = None,
 ) -> CleanResult:
     """Image and CLEAN vis[nrow, nchan] (Stokes I) with imaging weights wgt[nrow, nchan].
 
@@ -424,19 +430,30 @@ def cotton_schwab(
     the cycle started from and its noise) whether sources are to be taken out of the CLEAN model
     and fitted to the data minus the whole model (`fit`); the change of their visibilities joins
     `known_vis` for the following cycles.
+    `averaging`, if given (`averaging.plan` on these uvw, freq and wgt), is what the gridder sees:
+    every visibility set is averaged into its bins before gridding, and the degridded model is
+    expanded back to [nrow, nchan], so everything else works on the rows and channels as given.
     """
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     sw = float(np.sum(wgt, dtype=np.float64))
+    binned: Callable[[npt.NDArray[np.complex64]], npt.NDArray[np.complex64]]
+    unbinned: Callable[[npt.NDArray[np.complex64]], npt.NDArray[np.complex64]]
+    if averaging is None:
+        g_uvw, g_freq, g_wgt = uvw, freq, wgt
+        binned = unbinned = _as_given
+    else:
+        g_uvw, g_freq, g_wgt = averaging.uvw, UNIT_FREQ, averaging.weight
+        binned, unbinned = averaging.average, averaging.expand
     if dirty is None:
         first = vis if known_vis is None else vis - known_vis
-        dirty = grid_dirty(uvw, freq, first, wgt, npix, cell_rad, epsilon, nthreads, sw, do_wgridding)
+        dirty = grid_dirty(g_uvw, g_freq, binned(first), g_wgt, npix, cell_rad, epsilon, nthreads, sw, do_wgridding)
         del first
     timings["dirty"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     npsf = int(npix if psf_size is None else max(64, min(npix, psf_size)))
     npsf -= npsf % 2
-    psf = make_psf(uvw, freq, wgt, npsf, cell_rad, epsilon, nthreads, do_wgridding)
+    psf = make_psf(g_uvw, g_freq, g_wgt, npsf, cell_rad, epsilon, nthreads, do_wgridding)
     beam = fit_beam(psf, cell_rad)
     # the minor cycle subtracts the PSF patch exactly; it may go down to the level of the sidelobes
     # far from the centre (a fraction of a large PSF) before a major cycle is needed
@@ -485,7 +502,7 @@ def cotton_schwab(
         ncomp += done
         t1 = time.perf_counter()
         fitting = field_model is not None and field_model.select(model, residual, noise, beam, sidelobe)
-        mvis = degrid(uvw, freq, model, cell_rad, wgt, epsilon, nthreads, do_wgridding)
+        mvis = unbinned(degrid(g_uvw, g_freq, model, cell_rad, g_wgt, epsilon, nthreads, do_wgridding))
         if known_vis is not None:
             mvis += known_vis
         if fitting:
@@ -503,7 +520,7 @@ def cotton_schwab(
                 vis = new
             timings["refine"] = timings.get("refine", 0.0) + time.perf_counter() - t2
         np.subtract(vis, mvis, out=mvis)
-        residual = grid_dirty(uvw, freq, mvis, wgt, npix, cell_rad, epsilon, nthreads, sw, do_wgridding)
+        residual = grid_dirty(g_uvw, g_freq, binned(mvis), g_wgt, npix, cell_rad, epsilon, nthreads, sw, do_wgridding)
         del mvis
         nmajor += 1
         t_major += time.perf_counter() - t1

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from actors.imager import field_peel, peel
+from actors.imager import averaging, field_peel, peel
 from actors.imager.clean import cotton_schwab
 from actors.imager.fitsimage import count_sources_above, make_header, write_fits, write_thumbnail
 from actors.imager.selfcal import ParallelHands, SelfCalSolution, average_parallel_hands, solve_phases
@@ -86,6 +86,10 @@ class ImagingParams:
     peel_field_min_snr: float = 20.0
     #: system-equivalent flux density per antenna, for the thermal noise expectation (THNOISE)
     sefd_jy: float = SEFD_JY
+    #: baseline-dependent averaging for the gridder (averaging.py): each baseline's channels are
+    #: averaged while their bandwidth decorrelation at the primary beam's half-power radius stays
+    #: within this fraction (0: grid every channel as it is)
+    bda_decorrelation: float = 0.01
 
 
 @dataclass
@@ -202,6 +206,12 @@ def calibrate_and_image(
         for k, s in enumerate(known_src)
     ]
     t0 = _timed(timings, "weights", t0)
+    bins = (
+        averaging.plan(uvw, freq, wimg, averaging.half_power_radius(freq, geometry.dish_diameter), p.bda_decorrelation)
+        if p.bda_decorrelation > 0
+        else None
+    )
+    t0 = _timed(timings, "averaging", t0)
     selfcal: list[SelfCalSolution] = []
     # a set solved on this very group has already fitted its phases: there is no drift to remove
     own = any(float(m.get("obs_mjd_start", np.inf)) <= mjd <= float(m.get("obs_mjd_end", -np.inf)) for m in manifests)
@@ -239,10 +249,11 @@ def calibrate_and_image(
         known_vis=known_vis,
         refine=refine,
         field_model=fields,
+        averaging=bins,
     )
     if fields is not None:
         known = known + fields.known
-    del vis, wimg, uvw, known_vis
+    del vis, wimg, uvw, known_vis, bins
     for k, v in res.timings.items():
         timings[f"clean_{k}"] = v
     t0 = time.perf_counter()
