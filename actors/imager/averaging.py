@@ -1,25 +1,29 @@
 """Baseline-dependent averaging: fewer visibilities for the gridder, the same smearing budget.
 
-Why: ducc0's gridding time is mostly proportional to the number of visibilities (1.8 s of a
-3.0 s call at full size; the rest is the FFTs and w-screens of the grid), and CLEAN calls it
-eight times. DSA-110's baselines are mostly short (median ~220 m against 2.6 km for the longest),
-and a short baseline's fringe changes slowly across the band: averaging k of its channels
-smears a source at angle θ from the phase centre by the same fringe phase, b·θ·kΔν/c cycles,
-as the longest baseline's single channel does. So each baseline's channels are averaged
-together in bins, as many as keep the bin's bandwidth decorrelation, 1 − sinc(b·θ·kΔν/c), at
-the primary beam's half-power radius within a budget (default 1 %). At full size that is ~40 %
-of the visibilities, and the channels the longest baselines already have are never widened.
+Why: ducc0's gridding time is mostly proportional to the number of rows it is given (at full
+size a call is 3.4 s, 2.3 s with half the rows; the rest is the FFTs and w-screens of the grid),
+and CLEAN calls it eight times. DSA-110's baselines are mostly short (median ~220 m against
+2.6 km for the longest), and a short baseline's (u, v) moves slowly as the Earth turns: averaging
+k of its integrations smears a source at angle θ from the phase centre by the fringe phase of
+the track it covers, k·|Δuvw|·sinθ·ν/c cycles, as one integration of the longest baseline does.
+So each baseline's consecutive integrations are averaged together, as many as keep the bin's
+decorrelation, 1 − sinc(k·|Δuvw|·sinθ·ν_max/c), at the primary beam's half-power radius within
+a budget (default 1 %). At full size that leaves ~45 % of the rows; the longest baselines keep
+every integration.
+
+Time, not frequency: the gridder is fastest on whole rows of channels (one (u, v, w) scaled by
+each channel's frequency); averaging channels instead, into rows of their own or by masking the
+others, saved little or nothing (3.4 s a call every channel, 3.7 s as single-channel rows,
+2.9 s masked, against 2.3 s for half the rows).
 
 The bins are fixed for an image: the imaging weights do not change between CLEAN's cycles. A
-bin's visibility is the weighted mean of its channels, its weight their sum, and its (u, v, w)
-in wavelengths at the weighted mean frequency, which is where the gridder puts it: the
-dirty image and PSF of the bins are those of the channels gridded at the bin centre. The
-gridder's inverse, degridding, predicts one value per bin, which `expand` gives every channel
-of the bin (`average(expand(x)) == x`): residuals made from them and averaged again are
-exactly the residuals of the averaged data, so CLEAN's major cycle stays consistent.
-
-Only frequency is averaged: 24 integrations of a 5-minute tile leave little to gain in time,
-and the rows (time × baseline) keep their layout, which self-calibration and field peeling use.
+bin's visibility in each channel is the weighted mean of its integrations, its weight their sum,
+and its (u, v, w) the weighted mean of theirs, which is where the gridder puts it: the dirty
+image and PSF of the bins are those of the integrations gridded at the bin centre. The gridder's
+inverse, degridding, predicts one row per bin, which `expand` gives every integration of the bin
+(`average(expand(x)) == x`): residuals made from them and averaged again are exactly the residuals
+of the averaged data, so CLEAN's major cycle stays consistent, and self-calibration, peeling and
+field peeling keep working on the [time × baseline, channel] rows they know.
 """
 
 from __future__ import annotations
@@ -33,60 +37,58 @@ from scipy.optimize import brentq
 
 from astro.primary_beam import C_M_S, fwhm_rad
 
-#: the frequency to hand the gridder with (u, v, w) already in wavelengths: uvw·f/c = uvw
-UNIT_FREQ = np.array([C_M_S], np.float64)
 
-
-def max_channels(
-    baseline_m: npt.NDArray[np.float64], radius_rad: float, chan_width_hz: float, budget: float
+def max_integrations(
+    step_m: npt.NDArray[np.float64], radius_rad: float, freq_max_hz: float, budget: float
 ) -> npt.NDArray[np.int64]:
-    """The most channels of width `chan_width_hz` each baseline may average (>= 1) with its
-    bandwidth decorrelation, 1 - sinc(b sin(r) kΔν / c), at `radius_rad` at most `budget`."""
-    if budget <= 0 or radius_rad <= 0 or chan_width_hz <= 0:
-        return np.ones(baseline_m.shape, np.int64)
+    """The most consecutive integrations each baseline may average (>= 1), given how far its
+    (u, v, w) moves in one integration (`step_m`, metres), with the decorrelation of the bin,
+    1 - sinc(k step sin(r) ν/c), at `radius_rad` and the highest frequency at most `budget`."""
+    if budget <= 0 or radius_rad <= 0:
+        return np.ones(step_m.shape, np.int64)
     # the fringe spread in cycles where 1 - sinc(x) = budget (sinc falls monotonically to x = 1)
     x_max = brentq(lambda x: 1.0 - np.sinc(x) - budget, 0.0, 1.0) if budget < 1.0 else 1.0
-    per_channel = np.maximum(baseline_m, 1e-9) * np.sin(radius_rad) * chan_width_hz / C_M_S
-    return np.maximum(np.floor(x_max / per_channel), 1).astype(np.int64)
+    per_integration = np.maximum(step_m, 1e-12) * np.sin(radius_rad) * freq_max_hz / C_M_S
+    return np.maximum(np.floor(x_max / per_integration), 1).astype(np.int64)
 
 
 @dataclass(frozen=True)
 class BaselineAveraging:
-    """Channel bins per row of a [row, channel] visibility set (see the module docstring).
+    """Bins of consecutive integrations per baseline of [time × baseline, channel] rows (see the
+    module docstring).
 
-    `factor[r]` channels make one bin of row r (its last bin may hold fewer); row r's bins are
-    `offset[r]:offset[r + 1]`. `uvw` [nbin, 3] is each bin's centre in wavelengths, `weight`
-    [nbin, 1] its summed imaging weight; grid them with ``freq=UNIT_FREQ``.
+    Bin `o` averages the rows ``members[start[o]:start[o + 1]]``; row `r` is in bin `bin_of[r]`.
+    `uvw` [nbin, 3] (metres) and `weight` [nbin, nchan] are the bins' centres and summed imaging
+    weights: grid them with the channels' own frequencies.
     """
 
-    factor: npt.NDArray[np.int64]
-    offset: npt.NDArray[np.int64]
+    bin_of: npt.NDArray[np.int64]
+    start: npt.NDArray[np.int64]
+    members: npt.NDArray[np.int64]
     uvw: npt.NDArray[np.float64]
     weight: npt.NDArray[np.float32]
-    #: the per-channel imaging weights the bins were made with (what `average` weights by)
-    channel_weight: npt.NDArray[np.float32]
+    #: the per-row imaging weights the bins were made with (what `average` weights by)
+    row_weight: npt.NDArray[np.float32]
 
     @property
     def nbin(self) -> int:
-        return int(self.offset[-1])
+        return int(self.start.size - 1)
 
     @property
     def fraction(self) -> float:
-        """Bins per original visibility."""
-        return self.nbin / max(self.channel_weight.size, 1)
+        """Bins per original row."""
+        return self.nbin / max(self.bin_of.size, 1)
 
     def average(self, vis: npt.NDArray[np.complex64]) -> npt.NDArray[np.complex64]:
-        """[nbin, 1]: each bin's weighted mean of `vis` [row, channel] (0 where the bin has no weight)."""
-        out = np.empty((self.nbin, 1), np.complex64)
-        _average(
-            np.ascontiguousarray(vis, np.complex64), self.channel_weight, self.factor, self.offset, self.weight, out
-        )
+        """[nbin, nchan]: each bin's weighted mean of `vis` [row, channel] (0 where it has no weight)."""
+        out = np.empty(self.weight.shape, np.complex64)
+        _average(np.ascontiguousarray(vis, np.complex64), self.row_weight, self.start, self.members, self.weight, out)
         return out
 
     def expand(self, binned: npt.NDArray[np.complex64]) -> npt.NDArray[np.complex64]:
-        """[row, channel]: every channel takes its bin's value from `binned` [nbin, 1]."""
-        out = np.empty(self.channel_weight.shape, np.complex64)
-        _expand(np.ascontiguousarray(binned, np.complex64), self.factor, self.offset, out)
+        """[row, channel]: every row takes its bin's values from `binned` [nbin, nchan]."""
+        out = np.empty(self.row_weight.shape, np.complex64)
+        _expand(np.ascontiguousarray(binned, np.complex64), self.bin_of, out)
         return out
 
 
@@ -94,30 +96,38 @@ def plan(
     uvw_m: npt.NDArray[np.float64],
     freq_hz: npt.NDArray[np.float64],
     wgt: npt.NDArray[np.float32],
+    ntime: int,
     radius_rad: float,
     budget: float,
 ) -> BaselineAveraging:
-    """Bins for visibilities at `uvw_m` [row, 3] (metres) and `freq_hz` [channel] (evenly spaced)
-    with imaging weights `wgt` [row, channel], decorrelating at most `budget` at `radius_rad`."""
-    nrow, nchan = wgt.shape
-    width = float(np.median(np.abs(np.diff(freq_hz)))) if nchan > 1 else 0.0
-    factor = np.minimum(max_channels(np.linalg.norm(uvw_m, axis=1), radius_rad, width, budget), nchan)
-    per_row = -(-nchan // factor)
-    offset = np.zeros(nrow + 1, np.int64)
-    np.cumsum(per_row, out=offset[1:])
+    """Bins for visibilities at `uvw_m` [ntime × nbl, 3] (metres, time-major) and `freq_hz`
+    [channel] with imaging weights `wgt` [row, channel], decorrelating at most `budget` at
+    `radius_rad`."""
+    nrow = uvw_m.shape[0]
+    if ntime < 1 or nrow % ntime:
+        raise ValueError(f"{nrow} rows are not {ntime} integrations of the same baselines")
+    nbl = nrow // ntime
+    tracks = np.asarray(uvw_m, np.float64).reshape(ntime, nbl, 3)
+    if ntime > 1:
+        step = np.linalg.norm(np.diff(tracks, axis=0), axis=2).mean(axis=0)
+    else:
+        step = np.full(nbl, np.inf)
+    factor = np.minimum(max_integrations(step, radius_rad, float(np.max(freq_hz)), budget), ntime)
+    # bins of each baseline: integrations [g·k, (g+1)·k); numbered baseline by baseline
+    per_bl = -(-ntime // factor)
+    first = np.zeros(nbl + 1, np.int64)
+    np.cumsum(per_bl, out=first[1:])
+    t = np.repeat(np.arange(ntime), nbl)
+    bl = np.tile(np.arange(nbl), ntime)
+    bin_of = first[bl] + t // factor[bl]
+    members = np.argsort(bin_of, kind="stable").astype(np.int64)
+    start = np.zeros(int(first[-1]) + 1, np.int64)
+    np.cumsum(np.bincount(bin_of, minlength=int(first[-1])), out=start[1:])
     w = np.ascontiguousarray(wgt, np.float32)
-    uvw = np.empty((int(offset[-1]), 3), np.float64)
-    weight = np.empty((int(offset[-1]), 1), np.float32)
-    _centres(
-        np.ascontiguousarray(uvw_m, np.float64),
-        np.ascontiguousarray(freq_hz, np.float64),
-        w,
-        factor,
-        offset,
-        uvw,
-        weight,
-    )
-    return BaselineAveraging(factor, offset, uvw, weight, w)
+    uvw = np.empty((int(first[-1]), 3), np.float64)
+    weight = np.empty((int(first[-1]), w.shape[1]), np.float32)
+    _centres(np.ascontiguousarray(uvw_m, np.float64), w, start, members, uvw, weight)
+    return BaselineAveraging(bin_of.astype(np.int64), start, members, uvw, weight, w)
 
 
 def half_power_radius(freq_hz: npt.NDArray[np.float64], dish_diameter_m: float) -> float:
@@ -126,58 +136,60 @@ def half_power_radius(freq_hz: npt.NDArray[np.float64], dish_diameter_m: float) 
 
 
 @numba.njit(parallel=True, cache=True)
-def _centres(uvw_m, freq, wgt, factor, offset, out_uvw, out_w):  # type: ignore[no-untyped-def]
-    nrow, nchan = wgt.shape
-    for r in numba.prange(nrow):
-        k = factor[r]
-        for j in range(offset[r + 1] - offset[r]):
-            c0 = j * k
-            c1 = min(c0 + k, nchan)
-            sw = 0.0
-            sf = 0.0
-            for c in range(c0, c1):
-                sw += wgt[r, c]
-                sf += wgt[r, c] * freq[c]
-            if sw > 0.0:
-                f = sf / sw
-            else:
-                f = 0.0
-                for c in range(c0, c1):
-                    f += freq[c]
-                f /= c1 - c0
-            b = offset[r] + j
+def _centres(uvw_m, wgt, start, members, out_uvw, out_w):  # type: ignore[no-untyped-def]
+    nchan = wgt.shape[1]
+    for o in numba.prange(start.size - 1):
+        for c in range(nchan):
+            out_w[o, c] = 0.0
+        su = 0.0
+        sv = 0.0
+        sw_ = 0.0
+        total = 0.0
+        for i in range(start[o], start[o + 1]):
+            r = members[i]
+            rw = 0.0
+            for c in range(nchan):
+                out_w[o, c] += wgt[r, c]
+                rw += wgt[r, c]
+            su += rw * uvw_m[r, 0]
+            sv += rw * uvw_m[r, 1]
+            sw_ += rw * uvw_m[r, 2]
+            total += rw
+        if total > 0.0:
+            out_uvw[o, 0] = su / total
+            out_uvw[o, 1] = sv / total
+            out_uvw[o, 2] = sw_ / total
+        else:
+            n = start[o + 1] - start[o]
             for a in range(3):
-                out_uvw[b, a] = uvw_m[r, a] * f / 299792458.0
-            out_w[b, 0] = sw
+                acc = 0.0
+                for i in range(start[o], start[o + 1]):
+                    acc += uvw_m[members[i], a]
+                out_uvw[o, a] = acc / n
 
 
 @numba.njit(parallel=True, cache=True)
-def _average(vis, wgt, factor, offset, bin_w, out):  # type: ignore[no-untyped-def]
-    nrow, nchan = wgt.shape
-    for r in numba.prange(nrow):
-        k = factor[r]
-        for j in range(offset[r + 1] - offset[r]):
-            c0 = j * k
-            c1 = min(c0 + k, nchan)
-            re = 0.0
-            im = 0.0
-            for c in range(c0, c1):
-                w = wgt[r, c]
-                re += w * vis[r, c].real
-                im += w * vis[r, c].imag
-            b = offset[r] + j
-            sw = bin_w[b, 0]
+def _average(vis, wgt, start, members, bin_w, out):  # type: ignore[no-untyped-def]
+    nchan = wgt.shape[1]
+    for o in numba.prange(start.size - 1):
+        for c in range(nchan):
+            out[o, c] = 0.0
+        for i in range(start[o], start[o + 1]):  # whole rows: contiguous channels
+            r = members[i]
+            for c in range(nchan):
+                out[o, c] += wgt[r, c] * vis[r, c]
+        for c in range(nchan):
+            sw = bin_w[o, c]
             if sw > 0.0:
-                out[b, 0] = complex(re / sw, im / sw)
+                out[o, c] /= sw
             else:
-                out[b, 0] = 0.0
+                out[o, c] = 0.0
 
 
 @numba.njit(parallel=True, cache=True)
-def _expand(binned, factor, offset, out):  # type: ignore[no-untyped-def]
+def _expand(binned, bin_of, out):  # type: ignore[no-untyped-def]
     nrow, nchan = out.shape
     for r in numba.prange(nrow):
-        k = factor[r]
-        b0 = offset[r]
+        o = bin_of[r]
         for c in range(nchan):
-            out[r, c] = binned[b0 + c // k, 0]
+            out[r, c] = binned[o, c]

@@ -35,7 +35,7 @@ import numpy.typing as npt
 from scipy import ndimage
 from scipy.optimize import least_squares
 
-from actors.imager.averaging import UNIT_FREQ, BaselineAveraging
+from actors.imager.averaging import BaselineAveraging
 from actors.imager.gridding import degrid, grid_dirty, make_psf
 
 FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
@@ -432,7 +432,7 @@ def cotton_schwab(
     `known_vis` for the following cycles.
     `averaging`, if given (`averaging.plan` on these uvw, freq and wgt), is what the gridder sees:
     every visibility set is averaged into its bins before gridding, and the degridded model is
-    expanded back to [nrow, nchan], so everything else works on the rows and channels as given.
+    expanded back to [nrow, nchan], so everything else works on the rows as given.
     """
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -440,20 +440,20 @@ def cotton_schwab(
     binned: Callable[[npt.NDArray[np.complex64]], npt.NDArray[np.complex64]]
     unbinned: Callable[[npt.NDArray[np.complex64]], npt.NDArray[np.complex64]]
     if averaging is None:
-        g_uvw, g_freq, g_wgt = uvw, freq, wgt
+        g_uvw, g_wgt = uvw, wgt
         binned = unbinned = _as_given
     else:
-        g_uvw, g_freq, g_wgt = averaging.uvw, UNIT_FREQ, averaging.weight
+        g_uvw, g_wgt = averaging.uvw, averaging.weight
         binned, unbinned = averaging.average, averaging.expand
     if dirty is None:
-        first = vis if known_vis is None else vis - known_vis
-        dirty = grid_dirty(g_uvw, g_freq, binned(first), g_wgt, npix, cell_rad, epsilon, nthreads, sw, do_wgridding)
+        first = binned(vis) if known_vis is None else binned(vis) - binned(known_vis)
+        dirty = grid_dirty(g_uvw, freq, first, g_wgt, npix, cell_rad, epsilon, nthreads, sw, do_wgridding)
         del first
     timings["dirty"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     npsf = int(npix if psf_size is None else max(64, min(npix, psf_size)))
     npsf -= npsf % 2
-    psf = make_psf(g_uvw, g_freq, g_wgt, npsf, cell_rad, epsilon, nthreads, do_wgridding)
+    psf = make_psf(g_uvw, freq, g_wgt, npsf, cell_rad, epsilon, nthreads, do_wgridding)
     beam = fit_beam(psf, cell_rad)
     # the minor cycle subtracts the PSF patch exactly; it may go down to the level of the sidelobes
     # far from the centre (a fraction of a large PSF) before a major cycle is needed
@@ -502,26 +502,38 @@ def cotton_schwab(
         ncomp += done
         t1 = time.perf_counter()
         fitting = field_model is not None and field_model.select(model, residual, noise, beam, sidelobe)
-        mvis = unbinned(degrid(g_uvw, g_freq, model, cell_rad, g_wgt, epsilon, nthreads, do_wgridding))
-        if known_vis is not None:
-            mvis += known_vis
-        if fitting:
-            assert field_model is not None
-            t2 = time.perf_counter()
-            fvis = field_model.fit(vis - mvis, wgt)  # the change of their model
-            mvis += fvis
-            known_vis = fvis if known_vis is None else known_vis + fvis
-            del fvis
-            timings["field_peel"] = time.perf_counter() - t2
-        if refine is not None:
-            t2 = time.perf_counter()
-            new = refine(mvis)
-            if new is not None:
-                vis = new
-            timings["refine"] = timings.get("refine", 0.0) + time.perf_counter() - t2
-        np.subtract(vis, mvis, out=mvis)
-        residual = grid_dirty(g_uvw, g_freq, binned(mvis), g_wgt, npix, cell_rad, epsilon, nthreads, sw, do_wgridding)
-        del mvis
+        model_vis = degrid(g_uvw, freq, model, cell_rad, g_wgt, epsilon, nthreads, do_wgridding)
+        if fitting or refine is not None:
+            # both need the whole model on the data's own rows
+            mvis = unbinned(model_vis)
+            del model_vis
+            if known_vis is not None:
+                mvis += known_vis
+            if fitting:
+                assert field_model is not None
+                t2 = time.perf_counter()
+                fvis = field_model.fit(vis - mvis, wgt)  # the change of their model
+                mvis += fvis
+                known_vis = fvis if known_vis is None else known_vis + fvis
+                del fvis
+                timings["field_peel"] = time.perf_counter() - t2
+            if refine is not None:
+                t2 = time.perf_counter()
+                new = refine(mvis)
+                if new is not None:
+                    vis = new
+                timings["refine"] = timings.get("refine", 0.0) + time.perf_counter() - t2
+            np.subtract(vis, mvis, out=mvis)
+            resid_vis = binned(mvis)
+            del mvis
+        else:
+            # the residual in the gridder's rows directly (averaging is linear); into the model's
+            # array, which is this cycle's own (binned(vis) may be the data themselves)
+            data_vis = binned(vis) if known_vis is None else binned(vis) - binned(known_vis)
+            resid_vis = np.subtract(data_vis, model_vis, out=model_vis)
+            del data_vis, model_vis
+        residual = grid_dirty(g_uvw, freq, resid_vis, g_wgt, npix, cell_rad, epsilon, nthreads, sw, do_wgridding)
+        del resid_vis
         nmajor += 1
         t_major += time.perf_counter() - t1
     timings["minor"] = t_minor

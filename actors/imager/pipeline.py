@@ -86,9 +86,9 @@ class ImagingParams:
     peel_field_min_snr: float = 20.0
     #: system-equivalent flux density per antenna, for the thermal noise expectation (THNOISE)
     sefd_jy: float = SEFD_JY
-    #: baseline-dependent averaging for the gridder (averaging.py): each baseline's channels are
-    #: averaged while their bandwidth decorrelation at the primary beam's half-power radius stays
-    #: within this fraction (0: grid every channel as it is)
+    #: baseline-dependent averaging for the gridder (averaging.py): each baseline's integrations
+    #: are averaged while their decorrelation at the primary beam's half-power radius stays within
+    #: this fraction (0: grid every integration as it is)
     bda_decorrelation: float = 0.01
 
 
@@ -207,7 +207,9 @@ def calibrate_and_image(
     ]
     t0 = _timed(timings, "weights", t0)
     bins = (
-        averaging.plan(uvw, freq, wimg, averaging.half_power_radius(freq, geometry.dish_diameter), p.bda_decorrelation)
+        averaging.plan(
+            uvw, freq, wimg, ntime, averaging.half_power_radius(freq, geometry.dish_diameter), p.bda_decorrelation
+        )
         if p.bda_decorrelation > 0
         else None
     )
