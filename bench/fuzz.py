@@ -82,8 +82,10 @@ def _label(p: psutil.Process) -> str:
     return p.name()
 
 
-#: before the baseline and the final reading: seconds of quiet, then samples this far apart
-SETTLE_S = 10.0
+#: before the baseline and the final reading: seconds of quiet, then samples this far apart.
+#: More than the nats-server's 10 s expiry of a loaded file block's cache: a KV bucket rewritten
+#: under load (the quota ledger) holds its last block in a buffer until then
+SETTLE_S = 15.0
 SAMPLES, SAMPLE_EVERY_S = 5, 2.0
 
 

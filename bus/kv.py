@@ -21,6 +21,11 @@ import logs
 
 log = logs.get("bus.kv")
 
+#: the largest ``max_bytes`` for which the server gives a bucket 32 kB file blocks (its
+#: ``autoTuneFileStorageBlockSize``: a quarter of ``max_bytes``, at least 32 kB; any cap between
+#: this and 32 MB gets 4 MB blocks, as does no cap)
+SMALL_BLOCKS_MAX_BYTES = 127_999
+
 #: seconds start-up keeps trying to create a bucket that another process is creating at the same time
 CREATE_WINDOW_S = 30.0
 
@@ -33,9 +38,16 @@ async def ensure_kv(
     history: int = 1,
     ttl_s: float | None = None,
     description: str = "",
+    max_bytes: int = -1,
 ) -> KeyValue:
     """The bucket ``bucket``, created if missing, its replicas raised (never lowered) to ``replicas``,
-    returned once it can take writes (its stream has a leader)."""
+    returned once it can take writes (its stream has a leader).
+
+    ``max_bytes`` caps the bucket's stored bytes, and with it the size of the stream's file
+    blocks, which the server chooses when it loads the stream (at the create, and at every start
+    of the server): without a cap a KV bucket gets 4 MB blocks, with one of at most
+    ``SMALL_BLOCKS_MAX_BYTES`` 32 kB blocks. An existing bucket without a cap is given the one
+    asked for (its blocks shrink from the server's next start); another cap is left as it is."""
     stream = f"KV_{bucket}"
     deadline = asyncio.get_running_loop().time() + CREATE_WINDOW_S
     while True:
@@ -60,6 +72,7 @@ async def ensure_kv(
                     ttl=ttl_s,
                     storage=StorageType.FILE,
                     replicas=max(1, replicas),
+                    max_bytes=max_bytes,
                 )
             )
         except (
@@ -81,15 +94,29 @@ async def ensure_kv(
         await _until_led(js, stream, deadline)
         return await js.key_value(bucket)
     have = info.config.num_replicas or 1
+    cap = info.config.max_bytes if info.config.max_bytes and info.config.max_bytes > 0 else -1
+    changes, update = [], replace(info.config)
     if replicas > have:
-        await js.update_stream(replace(info.config, num_replicas=replicas))
-        log.info("kv bucket changed", bucket=bucket, change=f"replicas {have} -> {replicas}")
+        update.num_replicas = replicas
+        changes.append(f"replicas {have} -> {replicas}")
     elif replicas < have:
         log.warning(
             "kv bucket differs from the settings",
             bucket=bucket,
             drift=f"replicas: the bucket has {have}, the settings ask {replicas}; kept {have}",
         )
+    if max_bytes > 0 and cap < 0:
+        update.max_bytes = max_bytes
+        changes.append(f"max_bytes unlimited -> {max_bytes} (smaller blocks from the server's next start)")
+    elif max_bytes > 0 and cap != max_bytes:
+        log.warning(
+            "kv bucket differs from the settings",
+            bucket=bucket,
+            drift=f"max_bytes: the bucket has {cap}, the settings ask {max_bytes}; kept {cap}",
+        )
+    if changes:
+        await js.update_stream(update)
+        log.info("kv bucket changed", bucket=bucket, change="; ".join(changes))
     await _until_led(js, stream, deadline)
     return await js.key_value(bucket)
 

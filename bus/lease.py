@@ -32,9 +32,19 @@ from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
 import logs
-from bus.kv import ensure_kv
+from bus.kv import SMALL_BLOCKS_MAX_BYTES, ensure_kv
 
 BUCKET = "leases"
+
+#: the leases bucket's cap: small file blocks (``bus.kv.ensure_kv``). Every renew (each lease
+#: every ttl/3 s, whether or not the system is busy) appends a record to the stream's last block,
+#: and the server never compacts the last block: with the default 4 MB blocks it grew by
+#: ~8.5 kB a minute with two leases, and every write or read re-loads the whole block into a
+#: buffer of its size class (256 kB, 1 MB from ~30 min of uptime, 4 MB from ~2 h, and the server
+#: hands that buffer on to the next block when the 4 MB block rolls over, ~8 h). With 32 kB
+#: blocks an old block is dropped as soon as its records are superseded or expired, and the
+#: loaded block stays in the smallest buffer. ~850 leases of ~140 bytes fit under the cap.
+MAX_BYTES = SMALL_BLOCKS_MAX_BYTES
 
 #: a holder stops this long before the server would expire its key (scheduling, GC pauses)
 MARGIN_FRACTION = 0.25
@@ -50,7 +60,12 @@ async def lease_bucket(js: JetStreamContext, *, replicas: int, ttl_s: float) -> 
     stop the single-active roles and delete the bucket (``nats kv del leases``).
     """
     kv = await ensure_kv(
-        js, BUCKET, replicas=replicas, ttl_s=ttl_s, description="single-active role leases (bus/lease.py)"
+        js,
+        BUCKET,
+        replicas=replicas,
+        ttl_s=ttl_s,
+        description="single-active role leases (bus/lease.py)",
+        max_bytes=MAX_BYTES,
     )
     info = await js.stream_info(f"KV_{BUCKET}")
     in_force = float(info.config.max_age or 0.0)

@@ -10,6 +10,7 @@ import pytest
 from nats.js.kv import KeyValue
 
 from bus import Bus, StreamPolicy, connect_when_ready
+from bus.kv import SMALL_BLOCKS_MAX_BYTES, ensure_kv
 from bus.lease import Lease, lease_bucket, lease_key
 from bus.server import EmbeddedServer
 
@@ -164,3 +165,31 @@ async def test_a_partitioned_holder_stops_before_another_takes_over(
         for t in (task_a, task_b):
             t.cancel()
         await asyncio.gather(task_a, task_b, return_exceptions=True)
+
+
+async def test_renewals_keep_the_bucket_in_small_file_blocks(
+    kv: KeyValue, bus: Bus, nats_server: EmbeddedServer
+) -> None:
+    """Every renew appends a record to the stream's last file block, which the server never
+    compacts: with the default 4 MB blocks, two leases grew it ~8.5 kB a minute for ever, and the
+    server re-read the whole block into a buffer of its size class on every write (the embedded
+    server's memory grew 21 % in a 30-minute fuzz run). Capped, the bucket gets 32 kB blocks and
+    drops each one once its records are superseded."""
+    key = lease_key("watcher", "/data/incoming", "fuzz")
+    rev = await kv.create(key, b'{"holder": "a", "since": 0.0}')
+    for _ in range(1500):  # ~200 kB of records: ~12 minutes of two leases renewed every 2 s
+        rev = await kv.update(key, b'{"holder": "a", "since": 0.0}', last=rev)
+    info = await bus.js.stream_info("KV_leases")
+    assert info.config.max_bytes == SMALL_BLOCKS_MAX_BYTES
+    blocks = list(nats_server.store_dir.rglob("KV_leases/msgs/*.blk"))
+    assert blocks, "the stream's blocks are where the test looks"
+    assert max(b.stat().st_size for b in blocks) <= 40_000
+    assert sum(b.stat().st_size for b in blocks) < 100_000  # superseded blocks are gone
+
+
+async def test_an_uncapped_leases_bucket_is_given_the_cap(bus: Bus) -> None:
+    """A bucket made before the cap (every existing installation) gets it on the next start."""
+    await ensure_kv(bus.js, "leases", replicas=1, ttl_s=TTL)
+    assert (await bus.js.stream_info("KV_leases")).config.max_bytes in (None, -1)
+    await lease_bucket(bus.js, replicas=1, ttl_s=TTL)
+    assert (await bus.js.stream_info("KV_leases")).config.max_bytes == SMALL_BLOCKS_MAX_BYTES
