@@ -23,7 +23,9 @@ WIDTH = 4 * 244_140.625
 INTEGRATION_S = 12.884902
 
 
-def _dsa110(ntime: int = 24, nchan: int = 8, n_ants: int = 96, core_only: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def _dsa110(
+    ntime: int = 24, nchan: int = 8, n_ants: int = 96, core_only: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """uvw [ntime * nbl, 3] (time-major) of the tile's integrations on DSA-110's cross-correlations."""
     enu = dsa110_array(n_ants, core_only=core_only).enu
     a1, a2 = np.triu_indices(len(enu), 1)
