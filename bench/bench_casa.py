@@ -38,7 +38,8 @@ Steps:
     casa       listobs(verbose=True); applycal(B + G, calwt=False) into CORRECTED_DATA; tclean
                (gridder wproject, Briggs 0, psfcutoff 0.5 = the project's half-power main-lobe
                fit, hogbom, the same size, cell, niter and threshold as the project's image of
-               the same data); exportfits; then uvsub (CORRECTED_DATA -= MODEL_DATA) and tclean
+               the same data; cyclefactor 2, not CASA's 1: with 1 its CLEAN diverged on the
+               unpeeled data's drifting calibrator, image noise 8x the project's); exportfits; then uvsub (CORRECTED_DATA -= MODEL_DATA) and tclean
                again with the peeled image's threshold
     compare    CORRECTED_DATA against PROJECT_CORRECTED on every unflagged visibility (before
                uvsub); positions (sub-pixel peak) and peak fluxes: the calibrator on the unpeeled
@@ -126,7 +127,8 @@ def image(name):
     t0 = time.perf_counter()
     tclean(vis=ms, imagename=out + "/" + name, datacolumn="corrected", imsize=int(imsize), cell=cell,
            stokes="I", specmode="mfs", gridder="wproject", wprojplanes=-1, weighting="briggs", robust=0.0,
-           deconvolver="hogbom", niter=int(niter), threshold=threshold, psfcutoff=0.5, pblimit=-0.01)
+           deconvolver="hogbom", niter=int(niter), threshold=threshold, psfcutoff=0.5, pblimit=-0.01,
+           cyclefactor=2.0)
     res["tclean_s"] = time.perf_counter() - t0
     exportfits(imagename=out + "/" + name + ".image", fitsimage=out + "/" + name + ".fits", overwrite=True)
 
