@@ -8,6 +8,7 @@ RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 PIP := $(BIN)/python -m pip install --progress-bar on --disable-pip-version-check
 FUZZ_MINUTES ?= 10
+FUZZ_IDLE_MINUTES ?= 0
 
 .PHONY: run test check lint typecheck install install-dev clean bench fuzz chromium
 
@@ -65,8 +66,9 @@ bench: $(DEV_STAMP)
 	$(BIN)/python -m bench
 
 # The long property-based run against a running system (bench/fuzz.py): FUZZ_MINUTES=30 make fuzz
+# (FUZZ_IDLE_MINUTES=5: the RSS read again after 5 idle minutes at both ends)
 fuzz: $(DEV_STAMP)
-	$(BIN)/python -m bench.fuzz --minutes $(FUZZ_MINUTES)
+	$(BIN)/python -m bench.fuzz --minutes $(FUZZ_MINUTES) --idle-minutes $(FUZZ_IDLE_MINUTES)
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .schemathesis .hypothesis
