@@ -156,13 +156,14 @@ async def run_system(
     ``--nats-url``, provides.
     """
     from actors import registry
-    from actors.runtime import Actor, pin_mmap_threshold, shutdown_pool
+    from actors.runtime import Actor, bounded_openmp_spin, pin_mmap_threshold, shutdown_pool
     from bus import Bus
     from bus.server import EmbeddedServer
     from telemetry import MetricsServer
     from web.app import Edge
 
     pin_mmap_threshold()  # searches run in this process's threads: keep their arrays off the heap
+    bounded_openmp_spin()  # and their kernels' threads must not spin long against the pool's
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     server: EmbeddedServer | None = None
     url = settings.nats_url

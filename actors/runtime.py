@@ -128,10 +128,36 @@ def pin_mmap_threshold(nbytes: int = MMAP_THRESHOLD) -> None:
         mallopt(_M_TRIM_THRESHOLD, nbytes)
 
 
+#: how long numba's OpenMP threads spin at the end of a parallel region before they sleep
+#: (libgomp reads it when it loads; its default is 300,000 iterations). The pool runs one worker
+#: per core and each kernel one thread per core, so two jobs at once (a solve beside an image, a
+#: search beside either) put four threads on two cores, and CLEAN's minor cycle is thousands of
+#: short parallel regions: with the default spin each process's threads waited out the other's
+#: spinners. bench/bench_openmp_spin.py, 1500 minor-cycle iterations, median of 3 (quiet
+#: machine, 2 cores): libgomp's default 1.03 s alone, 10.75 s (4.7-17.0) beside a second one;
+#: this bounded spin 1.08 s alone, 2.50 s beside; never spinning (OMP_WAIT_POLICY=PASSIVE) 1.28 s
+#: alone (a futex wake-up per region), 1.91 s beside
+GOMP_SPINCOUNT = "3000"
+
+
+def bounded_openmp_spin() -> None:
+    """Set `GOMP_SPINCOUNT` for this process and the processes it starts, unless already set.
+
+    libgomp reads it once, when it loads (numba's first parallel kernel): call this before any.
+    ``run.py`` does at start (searches run in its threads); `process_pool` does before the fork
+    server starts (which copies the environment to every worker). An operator's own
+    GOMP_SPINCOUNT or OMP_WAIT_POLICY wins."""
+    os.environ.setdefault("GOMP_SPINCOUNT", GOMP_SPINCOUNT)
+
+
 def process_pool() -> concurrent.futures.ProcessPoolExecutor:
-    """One pool per process, sized to the machine; forkserver because forking an event loop is unsafe."""
+    """One pool per process, sized to the machine; forkserver because forking an event loop is unsafe.
+
+    The fork server, started with the pool's first task, copies this process's environment: the
+    OpenMP spin is bounded here, before it starts (`bounded_openmp_spin`)."""
     global _pool
     if _pool is None:
+        bounded_openmp_spin()
         _pool = concurrent.futures.ProcessPoolExecutor(
             max_workers=os.cpu_count() or 2,
             mp_context=multiprocessing.get_context("forkserver"),

@@ -49,3 +49,31 @@ def _alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+SPIN = r"""
+import asyncio, os
+from actors import runtime
+
+async def main():
+    loop = asyncio.get_running_loop()
+    print(await loop.run_in_executor(runtime.process_pool(), os.getenv, "GOMP_SPINCOUNT"), flush=True)
+    runtime.shutdown_pool()
+
+asyncio.run(main())
+"""
+
+
+def test_pool_workers_bound_how_long_openmp_threads_spin() -> None:
+    """Two jobs at once put two kernels' threads on the same cores; OpenMP threads spinning for
+    libgomp's default made CLEAN's minor cycle ~10x slower beside a second one
+    (actors.runtime.GOMP_SPINCOUNT)."""
+    env = clean_env()
+    env.pop("GOMP_SPINCOUNT", None)
+    out = subprocess.run([PYTHON, "-c", SPIN], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "3000"
+    # an operator's own setting wins
+    env["GOMP_SPINCOUNT"] = "300000"
+    out = subprocess.run([PYTHON, "-c", SPIN], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "300000"
