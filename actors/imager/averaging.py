@@ -127,7 +127,7 @@ def plan(
     uvw = np.empty((int(first[-1]), 3), np.float64)
     weight = np.empty((int(first[-1]), w.shape[1]), np.float32)
     _centres(np.ascontiguousarray(uvw_m, np.float64), w, start, members, uvw, weight)
-    return BaselineAveraging(bin_of.astype(np.int64), start, members, uvw, weight, w)
+    return BaselineAveraging(bin_of, start, members, uvw, weight, w)
 
 
 def half_power_radius(freq_hz: npt.NDArray[np.float64], dish_diameter_m: float) -> float:

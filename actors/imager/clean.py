@@ -445,8 +445,15 @@ def cotton_schwab(
     else:
         g_uvw, g_wgt = averaging.uvw, averaging.weight
         binned, unbinned = averaging.average, averaging.expand
+
+    def data_rows(
+        vis: npt.NDArray[np.complex64], known_vis: npt.NDArray[np.complex64] | None
+    ) -> npt.NDArray[np.complex64]:
+        """What is left to image, in the gridder's rows: the data less the sources already known."""
+        return binned(vis) if known_vis is None else binned(vis) - binned(known_vis)
+
     if dirty is None:
-        first = binned(vis) if known_vis is None else binned(vis) - binned(known_vis)
+        first = data_rows(vis, known_vis)
         dirty = grid_dirty(g_uvw, freq, first, g_wgt, npix, cell_rad, epsilon, nthreads, sw, do_wgridding)
         del first
     timings["dirty"] = time.perf_counter() - t0
@@ -529,7 +536,7 @@ def cotton_schwab(
         else:
             # the residual in the gridder's rows directly (averaging is linear); into the model's
             # array, which is this cycle's own (binned(vis) may be the data themselves)
-            data_vis = binned(vis) if known_vis is None else binned(vis) - binned(known_vis)
+            data_vis = data_rows(vis, known_vis)
             resid_vis = np.subtract(data_vis, model_vis, out=model_vis)
             del data_vis, model_vis
         residual = grid_dirty(g_uvw, freq, resid_vis, g_wgt, npix, cell_rad, epsilon, nthreads, sw, do_wgridding)
