@@ -8,6 +8,7 @@ import time
 import uuid
 
 from actors.quota_keeper import commands
+from actors.quota_keeper.counters import Counters
 from bus.replay import replay
 from bus.request import request
 from schemas.base import encode
@@ -126,6 +127,35 @@ async def test_a_job_counted_but_never_stored_is_stored_on_retry_or_refunded(sta
     assert await eventually(lambda: stack.keeper.refund_unstored(older_than_s=0)) == [lost]
     assert await stack.keeper.counters.used(user.user_id, time.time()) == 1
     assert [e.job_id for e in await _submitted(stack, user.user_id)] == [kept]
+
+
+async def test_an_idle_ledger_is_not_read_by_the_unstored_sweep(stack: Stack) -> None:
+    """Each reading of the records makes the nats-server load the bucket's last block; a sweep
+    every 15 s kept it loaded, and an idle server's memory up, for ever. Read only after a change."""
+    user = await stack.user()
+    key = await stack.upload(user)
+    assert (await stack.call("POST", "/analyze", user, {"file_key": key})).status == 202
+    await eventually(lambda: _no_unstored(stack, user.user_id))
+    sweep = Counters(stack.keeper.counters.kv)  # a second keeper's view, with its own state
+    now = int(time.time())
+    assert await sweep.unstored_before(now) == [] and sweep.scans == 1
+    for _ in range(3):  # nothing changed: nothing read
+        assert await sweep.unstored_before(now) == []
+    assert sweep.scans == 1
+
+    lost = await _counted_not_stored(stack, user.user_id, key)  # a change: read again
+    assert await sweep.unstored_before(int(time.time()) - 60) == [] and sweep.scans == 2
+    # a job counted and unstored, not yet old enough: every sweep reads until it is refunded
+    assert await sweep.unstored_before(int(time.time()) - 60) == [] and sweep.scans == 3
+    assert await sweep.unstored_before(int(time.time()) + 1) == [(f"u.{user.user_id}", lost)]
+    assert await sweep.unadmit_key(f"u.{user.user_id}", lost)
+    assert await sweep.unstored_before(int(time.time()) + 1) == [] and sweep.scans == 5
+    assert await sweep.unstored_before(int(time.time()) + 1) == [] and sweep.scans == 5
+
+
+async def _no_unstored(stack: Stack, user_id: str) -> bool:
+    record, _ = await stack.keeper.counters.read(user_id)
+    return not record.unstored
 
 
 async def _unstored_gone(stack: Stack, user_id: str, job_id: str) -> bool:
