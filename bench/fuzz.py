@@ -1,5 +1,5 @@
 """A longer property-based run against the real running system: ``python -m bench.fuzz --minutes 30``
-(``make fuzz``, ``FUZZ_MINUTES=30 make fuzz``).
+(``make fuzz``: 30 minutes of rounds, then every process read again after 5 idle minutes).
 
 Until the time is up it alternates
 
