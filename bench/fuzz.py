@@ -74,7 +74,12 @@ def _label(p: psutil.Process) -> str:
     except psutil.Error:
         cmd = ""
     if "forkserver" in cmd:
-        return "forkserver"
+        # a pool worker is forked by the fork server and keeps its command line
+        try:
+            parent = " ".join(p.parent().cmdline()) if p.parent() else ""
+        except psutil.Error:
+            parent = ""
+        return "pool-worker" if "forkserver" in parent else "forkserver"
     if "resource_tracker" in cmd:
         return "resource-tracker"
     if "multiprocessing" in cmd or "spawn_main" in cmd:
