@@ -76,7 +76,7 @@ class Variant:
         self.prof_port = free_port()
         self.server = EmbeddedServer(root / f"gogc{gogc}", extra_config=f"prof_port: {self.prof_port}\n")
 
-    async def start(self) -> None:
+    def start(self) -> None:
         """Start the server with this GOGC: the child inherits the environment at its start."""
         saved = os.environ.get("GOGC")
         os.environ["GOGC"] = str(self.gogc)
@@ -170,7 +170,7 @@ async def main_async(gogcs: list[int], settle_s: float, burst: int) -> list[dict
     with tempfile.TemporaryDirectory(prefix="bench-nats-gc-") as tmp:
         variants = [Variant(g, Path(tmp)) for g in gogcs]
         for v in variants:  # one at a time: each takes its GOGC from the environment
-            await v.start()
+            v.start()
         return list(await asyncio.gather(*(v.run(settle_s, burst) for v in variants)))
 
 

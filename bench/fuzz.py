@@ -76,7 +76,7 @@ def _label(p: psutil.Process) -> str:
     if "forkserver" in cmd:
         # a pool worker is forked by the fork server and keeps its command line
         try:
-            parent = " ".join(p.parent().cmdline()) if p.parent() else ""
+            parent = " ".join(parent_process.cmdline()) if (parent_process := p.parent()) else ""
         except psutil.Error:
             parent = ""
         return "pool-worker" if "forkserver" in parent else "forkserver"
@@ -415,11 +415,11 @@ class Fuzz:
         by_round = [{k: round(v / 2**20, 1) for k, v in before.items()}]
         bus_by_round = [bus_state(self.data)]
         n = 1
-        self.deadline = time.monotonic() + self.minutes * 60
         fuzzing = time.monotonic()
-        while time.monotonic() < self.deadline:
+        deadline = fuzzing + self.minutes * 60
+        while time.monotonic() < deadline:
             self.schemathesis_round(n)
-            if time.monotonic() < self.deadline:
+            if time.monotonic() < deadline:
                 self.bad_files_round(n)
             by_round.append({k: round(v / 2**20, 1) for k, v in rss_by_process(self.proc.pid).items()})
             bus_by_round.append(bus_state(self.data))

@@ -301,8 +301,8 @@ class Counters:
         never released that buffer (the fuzz run's nats-server stayed 20 % larger after 5 idle
         minutes). The bucket's last sequence comes from its stream's state, which loads nothing."""
         info = (await self.kv.status()).stream_info
-        last_seq = (str(info.created), int(info.state.last_seq or 0))  # a recreated bucket starts again
-        if last_seq == self._nothing_unstored_at:
+        bucket_state = (str(info.created), int(info.state.last_seq or 0))  # a recreated bucket starts again
+        if bucket_state == self._nothing_unstored_at:
             return []
         self.scans += 1
         out: list[tuple[str, str]] = []
@@ -317,8 +317,8 @@ class Counters:
             record = _decoder.decode(entry.value)
             pending = pending or bool(record.unstored)
             out.extend((name, j) for j, u in record.unstored.items() if u.at < cutoff)
-        # a change after `last_seq` (even during the reading) makes the next sweep read again
-        self._nothing_unstored_at = None if pending else last_seq
+        # a change after `bucket_state` (even during the reading) makes the next sweep read again
+        self._nothing_unstored_at = None if pending else bucket_state
         return out
 
     async def unadmit_key(self, key: str, job_id: str) -> bool:
